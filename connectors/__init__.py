@@ -1,0 +1,1 @@
+"""Connectors: provider bytes in, canonical events (or rejections) out."""

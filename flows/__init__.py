@@ -1,0 +1,1 @@
+"""Flows: the Bytewax dataflow and the command line; they only wire parts."""

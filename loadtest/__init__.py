@@ -1,0 +1,1 @@
+"""Load testing: seeded generator with ground truth, load driver, report."""

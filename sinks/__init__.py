@@ -1,0 +1,1 @@
+"""Sinks: outcomes to rows (ClickHouse), alerts and metrics."""
