@@ -117,7 +117,8 @@ class ShortPaid(_Record):
     customer_id: str
     shortfall_minor: int
     currency: str
-    reason_code: str  # processor_fee, marketplace_fee, return, promotion, deduction:<code>, unexplained
+    # processor_fee, marketplace_fee, return, promotion, deduction:<code>, unexplained
+    reason_code: str
     valid: bool = True
 
 
