@@ -229,7 +229,8 @@ class KafkaService(_Service):
 
     def create_topic(self, name: str, partitions: int = 4) -> None:
         """Create a topic and wait until the broker reports it."""
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.cimpl import NewTopic
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = admin.create_topics([NewTopic(name, partitions, 1)])
@@ -256,7 +257,9 @@ class RedisService(_Service):
         if server is None:
             raise ServiceError("redis-server is not installed (Debian package redis-server)")
         self.port = free_port()
-        persistence = ["--appendonly", "yes"] if self.persistent else ["--save", "", "--appendonly", "no"]
+        persistence = ["--appendonly", "yes"]
+        if not self.persistent:
+            persistence = ["--save", "", "--appendonly", "no"]
         self._launch(
             [
                 server,
