@@ -1,0 +1,531 @@
+"""Resolution index: which customer does a payload belong to?
+
+Why a store protocol: the same cascade runs over a dict (embedded mode) and over
+Redis (cluster). Every look-up of a batch is gathered into ONE `get_many` (Redis
+MGET) and every lesson of a batch into ONE `set_many` (a pipeline), so the cost
+is one round trip per batch, never one per event.
+
+Keys are `<kind>:<normalised token>` with kind one of `ext` (external customer
+ids, emails), `ref` (invoice, PO and provider invoice ids), `pay` (payment,
+reversal and dispute ids), `acct` (payer bank accounts). Names and aliases are
+written as `name:<normalised alias>|<customer id>` so two customers may share an
+alias; `names()` lists them for the fuzzy pass.
+
+Cascade, first decisive tier wins: explicit customer id, payment id, external
+ids, explicit invoice/PO refs, refs mined from free text, learned payer account,
+payer name (rapidfuzz, unique best above a threshold with a margin). Two
+customers within one tier make the payload ambiguous: unresolved, with evidence.
+A store holds one customer per key, so the last fact written for a key wins.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from rapidfuzz import fuzz, process
+
+from arrecon.state.events import (
+    CustomerHints,
+    CustomerUpserted,
+    DisputeUpdated,
+    Event,
+    InvoiceAdjusted,
+    InvoiceIssued,
+    PaymentReceived,
+    PaymentReversed,
+)
+
+__all__ = [
+    "CustomerIndex",
+    "DictStore",
+    "Fact",
+    "FactKind",
+    "IndexPolicy",
+    "IndexStore",
+    "Resolution",
+    "ResolveQuery",
+    "normalize_account",
+    "normalize_external_id",
+    "normalize_name",
+]
+
+
+class IndexStore(Protocol):
+    """A string key-value store; one call per batch in each direction."""
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]: ...
+
+    def set_many(self, items: Mapping[str, str]) -> None: ...
+
+    def names(self) -> Sequence[tuple[str, str]]: ...
+
+
+class FactKind(StrEnum):
+    EXTERNAL_ID = "ext"
+    REF = "ref"
+    PAYMENT = "pay"
+    ACCOUNT = "acct"
+    NAME = "name"
+
+
+NAME_PREFIX = f"{FactKind.NAME}:"
+_NAME_SEPARATOR = "|"
+
+
+class DictStore:
+    """In-memory backend; `names()` is kept up to date on every write."""
+
+    __slots__ = ("_data", "_names")
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+        self._names: dict[str, tuple[str, str]] = {}
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [self._data.get(key) for key in keys]
+
+    def set_many(self, items: Mapping[str, str]) -> None:
+        for key, value in items.items():
+            self._data[key] = value
+            if key.startswith(NAME_PREFIX):
+                alias = key[len(NAME_PREFIX) :].rpartition(_NAME_SEPARATOR)[0]
+                self._names[key] = (alias, value)
+
+    def names(self) -> Sequence[tuple[str, str]]:
+        return list(self._names.values())
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# --- normalisation -------------------------------------------------------------
+
+_LEGAL_FORMS = frozenset(
+    (
+        "ab", "ag", "as", "asa", "bv", "bvba", "co", "company", "corp", "corporation",
+        "cv", "eg", "ek", "gbr", "gmbh", "inc", "incorporated", "kg", "kgaa", "limited",
+        "llc", "llp", "lp", "ltd", "mbh", "nv", "oy", "oyj", "ohg", "plc", "pte", "pty",
+        "sa", "sarl", "sas", "se", "spa", "sp", "srl", "ug", "the",
+    )
+)  # fmt: skip
+_PUNCT = re.compile(r"[^\w\s]")
+_SPACES = re.compile(r"\s+")
+
+
+def _fold(text: str) -> str:
+    """Casefold and strip accents so "Müller" and "MULLER" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalize_name(text: str) -> str:
+    """A payer or customer name without case, punctuation and legal forms.
+
+    Dots are dropped (so "L.L.C." reads "llc"), other punctuation splits words,
+    "&" reads "and". A name made only of legal forms is kept as it is.
+    """
+    folded = _fold(text).replace("&", " and ").replace(".", "")
+    words = _SPACES.sub(" ", _PUNCT.sub(" ", folded).replace("_", " ")).split()
+    kept = [word for word in words if word not in _LEGAL_FORMS]
+    while kept and kept[-1] == "and":  # "Müller GmbH & Co. KG"
+        kept.pop()
+    while kept and kept[0] == "and":
+        kept.pop(0)
+    return " ".join(kept or words)
+
+
+def normalize_external_id(text: str) -> str:
+    """Provider ids are case-sensitive; emails are not."""
+    stripped = text.strip()
+    return stripped.casefold() if "@" in stripped else stripped
+
+
+def normalize_account(text: str) -> str:
+    """IBANs and account numbers without spaces, dashes or case."""
+    return re.sub(r"[^0-9A-Za-z]", "", text).upper()
+
+
+def _normalize_ref(text: str) -> str:
+    """Invoice and PO numbers: "INV-4711", "inv 4711" and "INV4711" are one key."""
+    return re.sub(r"[^0-9A-Za-z]", "", text).upper()
+
+
+_TOKEN = re.compile(r"[0-9A-Za-z]+(?:[-/_.#][0-9A-Za-z]+)*")
+_MIN_REF_LENGTH = 4
+_MAX_TEXT_CANDIDATES = 32
+
+
+def _text_ref_candidates(text: str) -> list[str]:
+    """Tokens of free text that could be an invoice or PO number.
+
+    Why candidates rather than a strict pattern: numbering schemes differ per
+    seller, so every token holding a digit is looked up (and "INV 4711" is also
+    tried joined). Only tokens the index knows become evidence.
+    """
+    tokens = _TOKEN.findall(text)
+    found: list[str] = []
+    for position, token in enumerate(tokens):
+        if any(ch.isdigit() for ch in token):
+            found.append(token)
+            previous = tokens[position - 1] if position else ""
+            if previous.isalpha() and len(previous) <= 6:
+                found.append(previous + token)
+    refs = [_normalize_ref(token) for token in found]
+    unique = [ref for ref in dict.fromkeys(refs) if len(ref) >= _MIN_REF_LENGTH]
+    return unique[:_MAX_TEXT_CANDIDATES]
+
+
+# --- queries, facts, answers -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveQuery:
+    """The hints of one payload, raw as the source gave them."""
+
+    customer_id: str | None = None
+    external_ids: tuple[str, ...] = ()
+    invoice_refs: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    payer_name: str | None = None
+    payer_account: str | None = None
+    payment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A customer (or None) with the rule that decided and why."""
+
+    customer_id: str | None
+    method: str
+    confidence: float
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def resolved(self) -> bool:
+        return self.customer_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One lesson: `value` (raw) belongs to `customer_id`."""
+
+    kind: FactKind
+    value: str
+    customer_id: str
+
+    def store_key(self) -> str | None:
+        """The store key, or None when the value normalises to nothing."""
+        token = _normalize(self.kind, self.value)
+        if not token:
+            return None
+        if self.kind is FactKind.NAME:
+            return f"{NAME_PREFIX}{token}{_NAME_SEPARATOR}{self.customer_id}"
+        return f"{self.kind}:{token}"
+
+
+def _normalize(kind: FactKind, value: str) -> str:
+    if kind is FactKind.EXTERNAL_ID:
+        return normalize_external_id(value)
+    if kind is FactKind.REF:
+        return _normalize_ref(value)
+    if kind is FactKind.ACCOUNT:
+        return normalize_account(value)
+    if kind is FactKind.NAME:
+        return normalize_name(value)
+    return value.strip()
+
+
+def _key(kind: FactKind, value: str) -> str | None:
+    token = _normalize(kind, value)
+    return f"{kind}:{token}" if token else None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPolicy:
+    """Confidences per tier and the fuzzy-name thresholds (rapidfuzz 0..100)."""
+
+    name_threshold: float = 88.0
+    name_margin: float = 6.0
+    name_candidates: int = 20
+    confidence_customer_id: float = 1.0
+    confidence_payment: float = 1.0
+    confidence_external: float = 0.99
+    confidence_invoice_ref: float = 0.98
+    confidence_text_ref: float = 0.92
+    confidence_account: float = 0.9
+    # A fuzzy name match scores at most this (times score / 100).
+    confidence_name: float = 0.85
+
+
+# --- the index -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The keys one query needs, grouped by tier, in cascade order."""
+
+    payment: tuple[str, ...]
+    external: tuple[str, ...]
+    explicit_refs: tuple[str, ...]
+    text_refs: tuple[str, ...]
+    account: tuple[str, ...]
+
+    def all_keys(self) -> Iterable[str]:
+        yield from self.payment
+        yield from self.external
+        yield from self.explicit_refs
+        yield from self.text_refs
+        yield from self.account
+
+
+def _keys(kind: FactKind, values: Iterable[str]) -> tuple[str, ...]:
+    keys = (_key(kind, value) for value in values)
+    return tuple(dict.fromkeys(key for key in keys if key))
+
+
+def _plan(query: ResolveQuery) -> _Plan:
+    explicit = _keys(FactKind.REF, query.invoice_refs)
+    mined = (ref for text in query.references for ref in _text_ref_candidates(text))
+    text_refs = tuple(key for key in _keys(FactKind.REF, mined) if key not in explicit)
+    return _Plan(
+        payment=_keys(FactKind.PAYMENT, [query.payment_id] if query.payment_id else []),
+        external=_keys(FactKind.EXTERNAL_ID, query.external_ids),
+        explicit_refs=explicit,
+        text_refs=text_refs,
+        account=_keys(FactKind.ACCOUNT, [query.payer_account] if query.payer_account else []),
+    )
+
+
+class CustomerIndex:
+    """The resolver over an `IndexStore`: batched look-ups and lessons."""
+
+    __slots__ = ("_policy", "_store")
+
+    def __init__(self, store: IndexStore, policy: IndexPolicy | None = None) -> None:
+        self._store = store
+        self._policy = policy or IndexPolicy()
+
+    def resolve(self, query: ResolveQuery) -> Resolution:
+        return self.resolve_many([query])[0]
+
+    def resolve_many(self, queries: Sequence[ResolveQuery]) -> list[Resolution]:
+        """Resolve a batch with at most one `get_many` and one `names()` call."""
+        plans = [_plan(query) for query in queries]
+        keys = list(dict.fromkeys(key for plan in plans for key in plan.all_keys()))
+        values = self._store.get_many(keys) if keys else []
+        known = {key: value for key, value in zip(keys, values, strict=True) if value}
+        pairs = list(zip(queries, plans, strict=True))
+        answers = [self._by_keys(query, plan, known) for query, plan in pairs]
+        if any(
+            answer is None and query.payer_name
+            for query, answer in zip(queries, answers, strict=True)
+        ):
+            names = self._store.names()
+            answers = [
+                answer or self._by_name(query.payer_name, names)
+                for query, answer in zip(queries, answers, strict=True)
+            ]
+        return [
+            answer or _unresolved(query) for query, answer in zip(queries, answers, strict=True)
+        ]
+
+    def learn(self, facts: Sequence[Fact]) -> None:
+        """Write a batch of lessons with one `set_many` (nothing when empty)."""
+        items: dict[str, str] = {}
+        for fact in facts:
+            key = fact.store_key()
+            if key and fact.customer_id:
+                items[key] = fact.customer_id
+        if items:
+            self._store.set_many(items)
+
+    def _by_keys(
+        self, query: ResolveQuery, plan: _Plan, known: Mapping[str, str]
+    ) -> Resolution | None:
+        policy = self._policy
+        if query.customer_id:
+            return Resolution(
+                query.customer_id,
+                "customer_id",
+                policy.confidence_customer_id,
+                (f"customer_id={query.customer_id}",),
+            )
+        tiers = (
+            ("payment_id", plan.payment, policy.confidence_payment),
+            ("external_id", plan.external, policy.confidence_external),
+            ("invoice_ref", plan.explicit_refs, policy.confidence_invoice_ref),
+            ("text_ref", plan.text_refs, policy.confidence_text_ref),
+            ("payer_account", plan.account, policy.confidence_account),
+        )
+        for method, keys, confidence in tiers:
+            decided = _decide(method, keys, known, confidence)
+            if decided is not None:
+                return decided
+        return None
+
+    def _by_name(
+        self, payer_name: str | None, names: Sequence[tuple[str, str]]
+    ) -> Resolution | None:
+        if not payer_name:
+            return None
+        return _fuzzy_name(payer_name, names, self._policy)
+
+    # --- what events say -------------------------------------------------------
+
+    @staticmethod
+    def query_for(event: Event) -> ResolveQuery | None:
+        """The query for a customer-keyed event; None for processor events."""
+        if isinstance(event, CustomerUpserted):
+            return ResolveQuery(customer_id=event.customer_id)
+        if isinstance(event, PaymentReceived):
+            remitted = tuple(line.invoice_ref for line in event.remittance)
+            return _hinted(
+                event.hints,
+                invoice_refs=event.invoice_refs + remitted,
+                references=event.references,
+                payment_id=event.payment_id,
+            )
+        if isinstance(event, PaymentReversed | DisputeUpdated):
+            return _hinted(event.hints, payment_id=event.payment_id)
+        if isinstance(event, InvoiceIssued):
+            refs = (event.invoice_number, *event.external_ids)
+            return _hinted(event.hints, invoice_refs=refs)
+        if isinstance(event, InvoiceAdjusted):
+            return _hinted(event.hints, invoice_refs=(event.invoice_number,))
+        return None
+
+    @staticmethod
+    def facts_for(event: Event, customer_id: str, *, teach_account: bool = True) -> list[Fact]:
+        """What an event teaches once it is known to belong to `customer_id`.
+
+        `teach_account=False` keeps a payer account from being learned when the
+        match was not confirmed (e.g. only a fuzzy name).
+        """
+        facts = _facts(event, customer_id)
+        if not teach_account:
+            facts = [fact for fact in facts if fact.kind is not FactKind.ACCOUNT]
+        return facts
+
+
+def _hinted(
+    hints: CustomerHints,
+    *,
+    invoice_refs: tuple[str, ...] = (),
+    references: tuple[str, ...] = (),
+    payment_id: str | None = None,
+) -> ResolveQuery:
+    external = hints.external_ids + ((hints.email,) if hints.email else ())
+    return ResolveQuery(
+        customer_id=hints.customer_id,
+        external_ids=external,
+        invoice_refs=invoice_refs,
+        references=references,
+        payer_name=hints.payer_name,
+        payer_account=hints.payer_account,
+        payment_id=payment_id,
+    )
+
+
+def _hint_facts(hints: CustomerHints, customer_id: str) -> list[Fact]:
+    external = hints.external_ids + ((hints.email,) if hints.email else ())
+    facts = [Fact(FactKind.EXTERNAL_ID, value, customer_id) for value in external]
+    if hints.payer_account:
+        facts.append(Fact(FactKind.ACCOUNT, hints.payer_account, customer_id))
+    return facts
+
+
+def _facts(event: Event, customer_id: str) -> list[Fact]:
+    if isinstance(event, CustomerUpserted):
+        names = (event.name, *event.aliases)
+        return [
+            *(Fact(FactKind.NAME, name, customer_id) for name in names),
+            *(Fact(FactKind.EXTERNAL_ID, value, customer_id) for value in event.external_ids),
+            *(Fact(FactKind.ACCOUNT, value, customer_id) for value in event.bank_accounts),
+        ]
+    if isinstance(event, InvoiceIssued):
+        refs = (event.invoice_number, event.po_number or "", *event.external_ids)
+        own = [Fact(FactKind.REF, ref, customer_id) for ref in refs if ref]
+        return own + _hint_facts(event.hints, customer_id)
+    if isinstance(event, InvoiceAdjusted):
+        memo = [Fact(FactKind.REF, event.memo_number, customer_id)] if event.memo_number else []
+        return memo + _hint_facts(event.hints, customer_id)
+    if isinstance(event, PaymentReceived):
+        paid = Fact(FactKind.PAYMENT, event.payment_id, customer_id)
+        return [paid, *_hint_facts(event.hints, customer_id)]
+    if isinstance(event, PaymentReversed):
+        ids = (event.payment_id, event.reversal_id)
+        return [Fact(FactKind.PAYMENT, value, customer_id) for value in ids]
+    if isinstance(event, DisputeUpdated):
+        ids = (event.payment_id, event.dispute_id)
+        return [Fact(FactKind.PAYMENT, value, customer_id) for value in ids]
+    return []
+
+
+# --- decisions -----------------------------------------------------------------
+
+
+def _decide(
+    method: str, keys: Sequence[str], known: Mapping[str, str], confidence: float
+) -> Resolution | None:
+    """One tier: nothing known -> None; one customer -> resolved; two -> ambiguous."""
+    hits = [(key, known[key]) for key in keys if key in known]
+    if not hits:
+        return None
+    evidence = tuple(f"{key}->{customer}" for key, customer in hits)
+    customers = {customer for _, customer in hits}
+    if len(customers) > 1:
+        return Resolution(None, f"ambiguous_{method}", 0.0, evidence)
+    return Resolution(hits[0][1], method, confidence, evidence)
+
+
+def _fuzzy_name(
+    payer_name: str, names: Sequence[tuple[str, str]], policy: IndexPolicy
+) -> Resolution | None:
+    """Best customer by name; it must clear the threshold and beat the runner-up."""
+    query = normalize_name(payer_name)
+    if not query or not names:
+        return None
+    matches = process.extract(
+        query,
+        [alias for alias, _ in names],
+        scorer=fuzz.token_sort_ratio,
+        limit=policy.name_candidates,
+    )
+    best: dict[str, tuple[float, str]] = {}
+    for alias, score, position in matches:
+        customer = names[position][1]
+        if customer not in best or score > best[customer][0]:
+            best[customer] = (score, alias)
+    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+    top_customer, (top_score, top_alias) = ranked[0]
+    runner_up = ranked[1][1][0] if len(ranked) > 1 else 0.0
+    evidence = (f"name:{query}~{top_alias}={top_score:.0f}", f"runner_up={runner_up:.0f}")
+    if top_score < policy.name_threshold:
+        return Resolution(None, "no_match", 0.0, evidence)
+    if top_score - runner_up < policy.name_margin:
+        return Resolution(None, "ambiguous_name", 0.0, evidence)
+    confidence = round(policy.confidence_name * top_score / 100.0, 4)
+    return Resolution(top_customer, "payer_name", confidence, evidence)
+
+
+def _unresolved(query: ResolveQuery) -> Resolution:
+    """Nothing decided: say which hints were tried, so the reason is visible."""
+    tried = [
+        label
+        for label, present in (
+            ("payment_id", query.payment_id),
+            ("external_ids", query.external_ids),
+            ("invoice_refs", query.invoice_refs),
+            ("references", query.references),
+            ("payer_account", query.payer_account),
+            ("payer_name", query.payer_name),
+        )
+        if present
+    ]
+    reason = "no_hints" if not tried else "no_match"
+    return Resolution(None, reason, 0.0, tuple(f"tried:{label}" for label in tried))

@@ -1,0 +1,471 @@
+"""The resolution index: every evidence tier, ambiguity, names, learning, batching."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arrecon.state.events import (
+    AdjustmentKind,
+    CustomerHints,
+    CustomerUpserted,
+    DisputePhase,
+    DisputeUpdated,
+    InvoiceAdjusted,
+    InvoiceIssued,
+    PaymentReceived,
+    PaymentReversed,
+    PayoutSettled,
+    Rail,
+    RemittanceLine,
+    ReversalKind,
+)
+from arrecon.state.index import (
+    CustomerIndex,
+    DictStore,
+    Fact,
+    FactKind,
+    Resolution,
+    ResolveQuery,
+    normalize_account,
+    normalize_name,
+)
+from arrecon.state.money import Money
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+USD = "USD"
+
+
+class CountingStore:
+    """A DictStore that counts calls, to prove the batching promise."""
+
+    def __init__(self) -> None:
+        self.inner = DictStore()
+        self.get_calls: list[int] = []
+        self.set_calls = 0
+        self.names_calls = 0
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        self.get_calls.append(len(keys))
+        return self.inner.get_many(keys)
+
+    def set_many(self, items: Mapping[str, str]) -> None:
+        self.set_calls += 1
+        self.inner.set_many(items)
+
+    def names(self) -> Sequence[tuple[str, str]]:
+        self.names_calls += 1
+        return self.inner.names()
+
+
+def customer(customer_id: str, name: str, **fields: object) -> CustomerUpserted:
+    return CustomerUpserted(
+        event_id=f"cu-{customer_id}",
+        occurred_at=T0,
+        customer_id=customer_id,
+        name=name,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def invoice(number: str, customer_id: str, po: str | None = None, *ext: str) -> InvoiceIssued:
+    return InvoiceIssued(
+        event_id=f"inv-{number}",
+        occurred_at=T0,
+        invoice_number=number,
+        amount=Money(10_000, USD),
+        issued_at=T0,
+        due_at=T0,
+        hints=CustomerHints(customer_id=customer_id),
+        po_number=po,
+        external_ids=ext,
+    )
+
+
+def payment(payment_id: str, **fields: object) -> PaymentReceived:
+    return PaymentReceived(
+        event_id=f"pay-{payment_id}",
+        occurred_at=T0,
+        payment_id=payment_id,
+        amount=Money(10_000, USD),
+        source="bank",
+        rail=Rail.ACH,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def store() -> CountingStore:
+    return CountingStore()
+
+
+@pytest.fixture
+def index(store: CountingStore) -> CustomerIndex:
+    """Three customers taught the way the flow teaches them: from events."""
+    idx = CustomerIndex(store)
+    events: list[tuple[object, str]] = [
+        (
+            customer(
+                "C-ACME",
+                "ACME Corp.",
+                aliases=("Acme Corporation",),
+                external_ids=("cus_Acme123", "7890001"),
+                bank_accounts=("DE89 3704 0044 0532 0130 00",),
+            ),
+            "C-ACME",
+        ),
+        (customer("C-HOLD", "Acme Corp Holdings", external_ids=("cus_Hold9",)), "C-HOLD"),
+        (
+            customer("C-GLOBEX", "Globex GmbH & Co. KG", external_ids=("ap@globex.example",)),
+            "C-GLOBEX",
+        ),
+        (invoice("INV-4711", "C-ACME", "PO-88812", "in_1Acme"), "C-ACME"),
+        (invoice("INV-4712", "C-HOLD", "PO-55501"), "C-HOLD"),
+        (invoice("INV-5000", "C-GLOBEX"), "C-GLOBEX"),
+    ]
+    facts = [fact for event, cid in events for fact in CustomerIndex.facts_for(event, cid)]  # type: ignore[arg-type]
+    idx.learn(facts)
+    return idx
+
+
+TIER_CASES = [
+    pytest.param(ResolveQuery(customer_id="C-X"), "C-X", "customer_id", id="explicit-customer"),
+    pytest.param(
+        ResolveQuery(external_ids=("cus_Acme123",)), "C-ACME", "external_id", id="stripe-cus"
+    ),
+    pytest.param(ResolveQuery(external_ids=("7890001",)), "C-ACME", "external_id", id="shopify-id"),
+    pytest.param(
+        ResolveQuery(external_ids=("AP@Globex.Example ",)),
+        "C-GLOBEX",
+        "external_id",
+        id="email-case",
+    ),
+    pytest.param(ResolveQuery(invoice_refs=("INV-4711",)), "C-ACME", "invoice_ref", id="invoice"),
+    pytest.param(
+        ResolveQuery(invoice_refs=("inv 4712",)), "C-HOLD", "invoice_ref", id="invoice-fmt"
+    ),
+    pytest.param(ResolveQuery(invoice_refs=("PO-88812",)), "C-ACME", "invoice_ref", id="po"),
+    pytest.param(
+        ResolveQuery(invoice_refs=("in_1Acme",)), "C-ACME", "invoice_ref", id="provider-inv"
+    ),
+    pytest.param(
+        ResolveQuery(references=("Payment for invoice INV-5000, thanks",)),
+        "C-GLOBEX",
+        "text_ref",
+        id="text-ref",
+    ),
+    pytest.param(
+        ResolveQuery(references=("/RFB/INV 4711 PO 88812",)), "C-ACME", "text_ref", id="text-split"
+    ),
+    pytest.param(
+        ResolveQuery(payer_account="de89370400440532013000"),
+        "C-ACME",
+        "payer_account",
+        id="account",
+    ),
+    pytest.param(
+        ResolveQuery(payer_name="ACME CORPORATION"), "C-ACME", "payer_name", id="name-upper"
+    ),
+    pytest.param(
+        ResolveQuery(payer_name="Acme Corp, Inc."), "C-ACME", "payer_name", id="name-form"
+    ),
+    pytest.param(
+        ResolveQuery(payer_name="ACME CORP HOLDINGS LLC"), "C-HOLD", "payer_name", id="look-alike"
+    ),
+    pytest.param(ResolveQuery(payer_name="Globex"), "C-GLOBEX", "payer_name", id="name-gmbh-co-kg"),
+    pytest.param(ResolveQuery(payer_name="Globx GmbH"), "C-GLOBEX", "payer_name", id="name-typo"),
+]
+
+
+@pytest.mark.parametrize(("query", "expected", "method"), TIER_CASES)
+def test_each_evidence_kind_resolves(
+    index: CustomerIndex, query: ResolveQuery, expected: str, method: str
+) -> None:
+    answer = index.resolve(query)
+    assert (answer.customer_id, answer.method) == (expected, method)
+    assert 0.0 < answer.confidence <= 1.0
+    assert answer.evidence
+
+
+def test_cascade_order_first_decisive_tier_wins(index: CustomerIndex) -> None:
+    # The account says ACME, the invoice ref says HOLD: refs rank above accounts.
+    answer = index.resolve(
+        ResolveQuery(
+            invoice_refs=("INV-4712",),
+            payer_account="DE89370400440532013000",
+            payer_name="Globex",
+        )
+    )
+    assert (answer.customer_id, answer.method) == ("C-HOLD", "invoice_ref")
+    # The external id outranks the ref; explicit refs outrank refs mined from text.
+    assert index.resolve(
+        ResolveQuery(external_ids=("cus_Hold9",), invoice_refs=("INV-4711",))
+    ).customer_id == ("C-HOLD")
+    explicit_first = index.resolve(
+        ResolveQuery(invoice_refs=("INV-5000",), references=("INV-4711",))
+    )
+    assert (explicit_first.customer_id, explicit_first.method) == ("C-GLOBEX", "invoice_ref")
+
+
+def test_refs_of_two_customers_are_ambiguous(index: CustomerIndex) -> None:
+    answer = index.resolve(
+        ResolveQuery(invoice_refs=("INV-4711", "INV-4712"), payer_name="Acme Corp Holdings")
+    )
+    assert answer.customer_id is None
+    assert answer.method == "ambiguous_invoice_ref"
+    assert any("C-ACME" in item for item in answer.evidence)
+    assert any("C-HOLD" in item for item in answer.evidence)
+
+
+def test_text_refs_of_two_customers_are_ambiguous(index: CustomerIndex) -> None:
+    answer = index.resolve(ResolveQuery(references=("INV-4711 INV-5000",)))
+    assert (answer.customer_id, answer.method) == (None, "ambiguous_text_ref")
+
+
+def test_refs_agreeing_on_one_customer_resolve(index: CustomerIndex) -> None:
+    answer = index.resolve(ResolveQuery(invoice_refs=("INV-4711", "PO-88812")))
+    assert answer.customer_id == "C-ACME"
+    assert len(answer.evidence) == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "method"),
+    [
+        (ResolveQuery(), "no_hints"),
+        (ResolveQuery(invoice_refs=("INV-9999",), payer_account="GB00XXXX"), "no_match"),
+        (ResolveQuery(payer_name="Initech Industries"), "no_match"),
+        (ResolveQuery(references=("thank you",)), "no_match"),
+    ],
+)
+def test_unresolved_carries_a_reason(
+    index: CustomerIndex, query: ResolveQuery, method: str
+) -> None:
+    answer = index.resolve(query)
+    assert (answer.customer_id, answer.method, answer.confidence) == (None, method, 0.0)
+    assert not answer.resolved
+
+
+def test_two_customers_sharing_a_name_is_ambiguous() -> None:
+    idx = CustomerIndex(DictStore())
+    idx.learn([Fact(FactKind.NAME, "Acme Inc.", "C1"), Fact(FactKind.NAME, "ACME LLC", "C2")])
+    answer = idx.resolve(ResolveQuery(payer_name="Acme"))
+    assert (answer.customer_id, answer.method) == (None, "ambiguous_name")
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("ACME Corp.", "acme"),
+        ("Acme Corporation", "acme"),
+        ("A.C.M.E. Inc.", "acme"),
+        ("Acme Corp Holdings", "acme holdings"),
+        ("Müller GmbH & Co. KG", "muller"),
+        ("Smith & Sons Ltd", "smith and sons"),
+        ("The Company", "the company"),
+        ("  globex,   LLC ", "globex"),
+    ],
+)
+def test_normalize_name(raw: str, normal: str) -> None:
+    assert normalize_name(raw) == normal
+
+
+def test_learned_account_resolves_by_account_alone() -> None:
+    idx = CustomerIndex(DictStore())
+    idx.learn([Fact(FactKind.REF, "INV-100", "C7")])
+    first = payment(
+        "bank-1",
+        hints=CustomerHints(payer_name="Unknown Payer", payer_account="NL91 ABNA 0417 1643 00"),
+        references=("INV-100",),
+    )
+    query = CustomerIndex.query_for(first)
+    assert query is not None
+    resolved = idx.resolve(query)
+    assert (resolved.customer_id, resolved.method) == ("C7", "text_ref")
+    # Before the lesson, the account alone means nothing.
+    account_only = ResolveQuery(payer_account="NL91ABNA0417164300")
+    assert idx.resolve(account_only).customer_id is None
+    idx.learn(CustomerIndex.facts_for(first, "C7"))
+    later = idx.resolve(account_only)
+    assert (later.customer_id, later.method) == ("C7", "payer_account")
+
+
+def test_unconfirmed_match_does_not_teach_account() -> None:
+    idx = CustomerIndex(DictStore())
+    event = payment("bank-2", hints=CustomerHints(payer_account="GB29NWBK60161331926819"))
+    idx.learn(CustomerIndex.facts_for(event, "C9", teach_account=False))
+    assert idx.resolve(ResolveQuery(payer_account="GB29NWBK60161331926819")).customer_id is None
+    assert idx.resolve(ResolveQuery(payment_id="bank-2")).customer_id == "C9"
+
+
+def test_reversals_and_disputes_follow_the_applied_payment(index: CustomerIndex) -> None:
+    paid = payment("ch_1", invoice_refs=("INV-4712",))
+    query = CustomerIndex.query_for(paid)
+    assert query is not None
+    assert index.resolve(query).customer_id == "C-HOLD"
+    index.learn(CustomerIndex.facts_for(paid, "C-HOLD"))
+    refund = PaymentReversed(
+        event_id="re_1",
+        occurred_at=T0,
+        payment_id="ch_1",
+        reversal_id="re_1",
+        kind=ReversalKind.REFUND,
+        amount=Money(500, USD),
+    )
+    dispute = DisputeUpdated(
+        event_id="dp_1",
+        occurred_at=T0,
+        dispute_id="dp_1",
+        payment_id="ch_1",
+        phase=DisputePhase.OPENED,
+        amount=Money(10_000, USD),
+    )
+    queries = [CustomerIndex.query_for(refund), CustomerIndex.query_for(dispute)]
+    answers = index.resolve_many([q for q in queries if q is not None])
+    assert [(a.customer_id, a.method) for a in answers] == [("C-HOLD", "payment_id")] * 2
+
+
+def test_query_for_reads_every_hint() -> None:
+    event = payment(
+        "ch_9",
+        hints=CustomerHints(
+            external_ids=("cus_1",), payer_name="Acme", payer_account="X1", email="a@b.example"
+        ),
+        invoice_refs=("INV-1",),
+        references=("memo",),
+        remittance=(RemittanceLine("INV-2", 5_000),),
+    )
+    assert CustomerIndex.query_for(event) == ResolveQuery(
+        external_ids=("cus_1", "a@b.example"),
+        invoice_refs=("INV-1", "INV-2"),
+        references=("memo",),
+        payer_name="Acme",
+        payer_account="X1",
+        payment_id="ch_9",
+    )
+    adjusted = InvoiceAdjusted(
+        event_id="cm-1",
+        occurred_at=T0,
+        invoice_number="INV-4711",
+        kind=AdjustmentKind.RETURN,
+        amount=None,
+        memo_number="CM-1",
+    )
+    assert CustomerIndex.query_for(adjusted) == ResolveQuery(invoice_refs=("INV-4711",))
+    payout = PayoutSettled(
+        event_id="po",
+        occurred_at=T0,
+        processor="stripe",
+        payout_id="po_1",
+        currency=USD,
+        net_minor=0,
+    )
+    assert CustomerIndex.query_for(payout) is None
+    assert CustomerIndex.facts_for(payout, "C1") == []
+
+
+def test_credit_memo_adjustment_reaches_the_invoice_owner(index: CustomerIndex) -> None:
+    adjusted = InvoiceAdjusted(
+        event_id="cm-2",
+        occurred_at=T0,
+        invoice_number="INV-5000",
+        kind=AdjustmentKind.CREDIT_MEMO,
+        amount=Money(100, USD),
+        memo_number="CM-77",
+    )
+    query = CustomerIndex.query_for(adjusted)
+    assert query is not None
+    assert index.resolve(query).customer_id == "C-GLOBEX"
+    index.learn(CustomerIndex.facts_for(adjusted, "C-GLOBEX"))
+    assert index.resolve(ResolveQuery(references=("credit CM-77",))).customer_id == "C-GLOBEX"
+
+
+def test_one_get_many_per_batch(index: CustomerIndex, store: CountingStore) -> None:
+    store.get_calls.clear()
+    store.names_calls = 0
+    queries = [
+        ResolveQuery(invoice_refs=(f"INV-{4711 + n % 2}",), payer_account=f"ACCT{n}")
+        for n in range(200)
+    ] + [ResolveQuery(payer_name="Globex"), ResolveQuery(payer_name="ACME corp")]
+    answers = index.resolve_many(queries)
+    assert len(store.get_calls) == 1
+    assert store.names_calls == 1
+    # 2 refs + 200 accounts, deduplicated before the round trip.
+    assert store.get_calls[0] == 202
+    assert [a.customer_id for a in answers[:2]] == ["C-ACME", "C-HOLD"]
+    assert [a.customer_id for a in answers[-2:]] == ["C-GLOBEX", "C-ACME"]
+
+
+def test_batch_needing_no_names_never_lists_them(
+    index: CustomerIndex, store: CountingStore
+) -> None:
+    store.names_calls = 0
+    index.resolve_many([ResolveQuery(invoice_refs=("INV-4711",), payer_name="whoever")])
+    assert store.names_calls == 0
+
+
+def test_one_set_many_per_learn(store: CountingStore) -> None:
+    idx = CustomerIndex(store)
+    facts = [Fact(FactKind.REF, f"INV-{n}", f"C{n % 7}") for n in range(500)]
+    idx.learn(facts)
+    idx.learn([])
+    assert store.set_calls == 1
+    assert len(store.inner) == 500
+
+
+def test_facts_of_an_invoice() -> None:
+    event = InvoiceIssued(
+        event_id="inv-1",
+        occurred_at=T0,
+        invoice_number="INV-1",
+        amount=Money(100, USD),
+        issued_at=T0,
+        due_at=T0,
+        hints=CustomerHints(customer_id="C1", email="ap@x.example", payer_account="AT61 1904"),
+        po_number="PO-9",
+        external_ids=("in_abc",),
+    )
+    facts = CustomerIndex.facts_for(event, "C1")
+    assert {(f.kind, f.value) for f in facts} == {
+        (FactKind.REF, "INV-1"),
+        (FactKind.REF, "PO-9"),
+        (FactKind.REF, "in_abc"),
+        (FactKind.EXTERNAL_ID, "ap@x.example"),
+        (FactKind.ACCOUNT, "AT61 1904"),
+    }
+    assert {f.customer_id for f in facts} == {"C1"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [("DE89 3704 0044 0532 0130 00", "DE89370400440532013000"), ("12-345/678", "12345678")],
+)
+def test_normalize_account(raw: str, normal: str) -> None:
+    assert normalize_account(raw) == normal
+
+
+ids = st.text(alphabet="ABCDEFGHJK0123456789-", min_size=4, max_size=12).filter(
+    lambda s: sum(ch.isalnum() for ch in s) >= 4
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(ids, st.sampled_from(["C1", "C2", "C3"]), min_size=1, max_size=30))
+def test_every_learned_ref_resolves_to_its_last_writer(refs: dict[str, str]) -> None:
+    """Whatever refs are learned, each resolves to the customer of its normal form."""
+    idx = CustomerIndex(DictStore())
+    idx.learn([Fact(FactKind.REF, ref, cid) for ref, cid in refs.items()])
+    owners: dict[str, str] = {}
+    for ref, cid in refs.items():
+        owners["".join(ch for ch in ref if ch.isalnum())] = cid
+    answers = idx.resolve_many([ResolveQuery(invoice_refs=(ref,)) for ref in refs])
+    for ref, answer in zip(refs, answers, strict=True):
+        assert answer == Resolution(
+            owners["".join(ch for ch in ref if ch.isalnum())],
+            "invoice_ref",
+            answer.confidence,
+            answer.evidence,
+        )
