@@ -167,6 +167,10 @@ class FeeAnomaly(_Record):
     expected_bps: int
     observed_bps: int
     reason: str = "rate_drift"
+    # Which slice drifted ("" when the processor does not say) and, for
+    # reason "new_fee_type", the fee type that appeared.
+    payment_method: str = ""
+    fee_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
