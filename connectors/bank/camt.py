@@ -1,0 +1,419 @@
+"""ISO 20022 camt.053 (statement) and camt.054 (debit/credit notification).
+
+Why namespace-agnostic: banks send .001.02 through .001.10 with the same
+element names under different namespaces; tags are reduced to local names
+once, then plain paths work for every version. Parsing goes through
+defusedxml, so DTDs, entities and external references are refused.
+
+camt.052 (intraday account report) is rejected with
+`camt.unsupported_message:camt.052`: its entries are provisional and reappear
+in the day's camt.053, so decoding both would count the same cash twice.
+
+Batch entries with several `TxDtls` that each carry an amount become one
+event per transaction; the balance check always uses entry-level amounts.
+Statements whose opening + credits - debits differ from the closing balance
+are rejected whole (`camt053.balance_mismatch`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from arrecon.connectors.bank.common import (
+    BankTxn,
+    Statement,
+    assemble,
+    day_start,
+    entry_id,
+    guarded,
+    lenient_date,
+    money,
+)
+from arrecon.connectors.envelope import Decoded, DecodeError, RawEnvelope, Rejection
+from arrecon.state.events import Rail, RemittanceLine
+from arrecon.state.money import Money
+
+__all__ = ["decode"]
+
+_MESSAGES = {
+    "BkToCstmrStmt": ("camt053", "Stmt"),
+    "BkToCstmrDbtCdtNtfctn": ("camt054", "Ntfctn"),
+}
+_UNSUPPORTED = {"BkToCstmrAcctRpt": "camt.052"}
+# camt.054 notifies single movements with status INFO; camt.053 INFO entries
+# are memos outside the balance.
+_BOOKED = {"camt053": frozenset({"BOOK", ""}), "camt054": frozenset({"BOOK", "", "INFO"})}
+_SEPA = frozenset({"ESCT", "ESDD", "BBDD", "SDVA", "RRTN", "ESCC", "OODD", "PRDD", "UPDD"})
+_ACH = frozenset({"ACDT", "ADBT", "ARET", "AREV", "ACOR", "ASET", "APAC"})
+_WIRE = frozenset({"XBCT", "FICT", "PRCT", "BOOK", "NTAV", "RPCR", "XICT"})
+_CHECK_FAMILIES = frozenset({"RCHQ", "ICHQ", "CCHQ", "DRFT", "CQRV", "CCCH", "UPCQ", "XBCQ"})
+_RF_SPACES = re.compile(r"\s+")
+# Version 1 messages carry the version in the element name (BkToCstmrStmtV01).
+_VERSION_SUFFIX = re.compile(r"V\d\d$")
+
+
+def decode(envelope: RawEnvelope) -> Decoded:
+    """Decode one camt.053/054 delivery; never raises."""
+    return guarded(_fmt_of(envelope), _decode, envelope)
+
+
+def _fmt_of(envelope: RawEnvelope) -> str:
+    return envelope.kind if envelope.kind in ("camt053", "camt054") else "camt"
+
+
+def _decode(envelope: RawEnvelope) -> Decoded:
+    root = _parse(envelope)
+    message = next(iter(root), None)
+    if message is None:
+        raise DecodeError(f"{_fmt_of(envelope)}.no_message", "empty Document")
+    name = _VERSION_SUFFIX.sub("", message.tag)
+    if name in _UNSUPPORTED:
+        raise DecodeError(f"camt.unsupported_message:{_UNSUPPORTED[name]}")
+    if name not in _MESSAGES:
+        raise DecodeError("camt.unsupported_message", message.tag)
+    fmt, container = _MESSAGES[name]
+    blocks = message.findall(container)
+    if not blocks:
+        raise DecodeError(f"{fmt}.no_statements", f"no {container} in {message.tag}")
+    default_at = envelope.received_at
+    statements = [_statement_or_rejection(fmt, block, default_at) for block in blocks]
+    return assemble(fmt, statements)
+
+
+def _parse(envelope: RawEnvelope) -> Element:
+    body = envelope.body
+    if not isinstance(body, (str, bytes, bytearray, memoryview)):
+        raise DecodeError("camt.expected_text_body", type(body).__name__)
+    data = bytes(body) if not isinstance(body, str) else body
+    try:
+        root: Element = fromstring(data, forbid_dtd=True)
+    except (ParseError, DefusedXmlException, ValueError) as error:
+        raise DecodeError(f"{_fmt_of(envelope)}.malformed_xml", str(error)[:200]) from None
+    for element in root.iter():
+        tag = element.tag
+        if isinstance(tag, str) and tag[:1] == "{":
+            element.tag = tag.rpartition("}")[2]
+    if root.tag != "Document":
+        raise DecodeError(f"{_fmt_of(envelope)}.not_camt", f"root element {root.tag}")
+    return root
+
+
+def _text(element: Element | None, path: str) -> str:
+    if element is None:
+        return ""
+    found = element.find(path)
+    if found is None or found.text is None:
+        return ""
+    return found.text.strip()
+
+
+def _statement_or_rejection(fmt: str, block: Element, default_at: datetime) -> Statement:
+    """One Stmt/Ntfctn; a bad entry rejects its statement, not the delivery."""
+    statement_id = _text(block, "Id") or "unknown"
+    try:
+        return _statement(fmt, block, statement_id, default_at)
+    except DecodeError as error:
+        rejection = Rejection(error.reason, error.detail, statement_id)
+        return Statement(statement_id, rejections=(rejection,))
+
+
+def _statement(fmt: str, block: Element, statement_id: str, default_at: datetime) -> Statement:
+    account_ccy = _text(block, "Acct/Ccy") or None
+    opening, closing, closing_day = _balances(fmt, block)
+    txns: list[BankTxn] = []
+    ignored: list[str] = []
+    net_minor = 0
+    value_dated_net_minor = 0
+    for index, entry in enumerate(block.findall("Ntry")):
+        signed, entry_txns, skipped = _entry(fmt, entry, statement_id, index, default_at)
+        net_minor += signed
+        if _text(entry, "ValDt/Dt")[:10] <= closing_day:
+            value_dated_net_minor += signed
+        txns.extend(entry_txns)
+        ignored.extend(skipped)
+    currency = account_ccy if opening is not None else None
+    return Statement(
+        statement_id,
+        tuple(txns),
+        opening,
+        closing,
+        net_minor,
+        currency=currency,
+        value_dated_net_minor=value_dated_net_minor,
+        ignored=tuple(ignored),
+    )
+
+
+def _balances(fmt: str, block: Element) -> tuple[Money | None, Money | None, str]:
+    """Booked opening (OPBD, else PRCD) and closing (CLBD) balances, closing day."""
+    found: dict[str, Money] = {}
+    closing_day = "9999-12-31"
+    for balance in block.findall("Bal"):
+        code = _text(balance, "Tp/CdOrPrtry/Cd") or _text(balance, "Tp/CdOrPrtry/Prtry")
+        if code in ("OPBD", "PRCD", "CLBD") and code not in found:
+            found[code] = _signed_amount(fmt, balance)
+            if code == "CLBD":
+                closing_day = (_text(balance, "Dt/Dt") or _text(balance, "Dt/DtTm"))[:10]
+    return found.get("OPBD", found.get("PRCD")), found.get("CLBD"), closing_day or "9999-12-31"
+
+
+def _amount(fmt: str, element: Element | None) -> Money | None:
+    if element is None or element.text is None:
+        return None
+    currency = element.get("Ccy", "").strip().upper()
+    return money(element.text, currency, fmt)
+
+
+def _signed_amount(fmt: str, node: Element) -> Money:
+    amount = _amount(fmt, node.find("Amt"))
+    if amount is None:
+        raise DecodeError(f"{fmt}.missing_amount", "balance without Amt")
+    return -amount if _text(node, "CdtDbtInd") == "DBIT" else amount
+
+
+def _entry(
+    fmt: str, entry: Element, statement_id: str, index: int, default_at: datetime
+) -> tuple[int, list[BankTxn], list[str]]:
+    """(signed booked amount, movements, ignored labels) of one Ntry."""
+    amount = _amount(fmt, entry.find("Amt"))
+    if amount is None:
+        raise DecodeError(f"{fmt}.missing_amount", f"entry {index}")
+    if amount.amount_minor < 0:
+        raise DecodeError(f"{fmt}.bad_amount", f"negative entry amount {amount}")
+    credit = _credit_flag(fmt, entry)
+    status = _text(entry, "Sts/Cd") or _text(entry, "Sts")
+    servicer_ref = _text(entry, "AcctSvcrRef")
+    fallback = servicer_ref or f"{statement_id}:{index}"
+    if status not in _BOOKED[fmt]:
+        return 0, [], [f"status_{status.lower()}:{fallback}"]
+    context = _EntryContext(
+        fmt=fmt,
+        booked_at=_booked_at(fmt, entry, default_at),
+        credit=credit,
+        reversal=_text(entry, "RvslInd").lower() in ("true", "1"),
+        rail=_rail(entry),
+        statement_id=statement_id,
+        index=index,
+        servicer_ref=servicer_ref,
+        entry_texts=tuple(t for t in (_text(entry, "AddtlNtryInf"),) if t),
+        fee_minor=_fees(fmt, entry, amount.currency),
+        charges_included=_charges_included(entry),
+    )
+    details = [tx for group in entry.findall("NtryDtls") for tx in group.findall("TxDtls")]
+    signed = amount.amount_minor if credit else -amount.amount_minor
+    split = len(details) > 1 and all(_tx_amount(fmt, tx) is not None for tx in details)
+    if split:
+        txns = [context.txn(tx, None, k) for k, tx in enumerate(details)]
+    else:
+        txns = [context.txn(details[0] if details else None, amount, None, details[1:])]
+    return signed, txns, []
+
+
+def _credit_flag(fmt: str, node: Element) -> bool:
+    indicator = _text(node, "CdtDbtInd")
+    if indicator not in ("CRDT", "DBIT"):
+        raise DecodeError(f"{fmt}.bad_direction", repr(indicator))
+    return indicator == "CRDT"
+
+
+def _booked_at(fmt: str, node: Element, default_at: datetime) -> datetime:
+    for path in ("BookgDt/Dt", "BookgDt/DtTm", "ValDt/Dt", "ValDt/DtTm", "BookgDt/Dt/DtTm"):
+        text = _text(node, path)
+        if text:
+            return _moment(fmt, text)
+    return default_at
+
+
+def _moment(fmt: str, text: str) -> datetime:
+    """A date or date-time as UTC; offset-less times are taken as UTC."""
+    if len(text) <= 10:
+        parts = text.split("-")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise DecodeError(f"{fmt}.bad_date", text)
+        return day_start(lenient_date(int(parts[0]), int(parts[1]), int(parts[2]), fmt))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DecodeError(f"{fmt}.bad_date", text) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _rail(node: Element) -> Rail:
+    family = _text(node, "BkTxCd/Domn/Fmly/Cd")
+    sub_family = _text(node, "BkTxCd/Domn/Fmly/SubFmlyCd")
+    if family in _CHECK_FAMILIES or sub_family in ("CCHQ", "BCHQ", "CHKD", "URCQ"):
+        return Rail.CHECK
+    if sub_family in _SEPA:
+        return Rail.SEPA
+    if sub_family in _ACH:
+        return Rail.ACH
+    if sub_family in _WIRE:
+        return Rail.WIRE
+    return Rail.OTHER
+
+
+def _fees(fmt: str, node: Element, currency: str) -> int:
+    """Charges of an entry or transaction in minor units (same currency only)."""
+    charges = node.find("Chrgs")
+    if charges is None:
+        return 0
+    total = _amount(fmt, charges.find("TtlChrgsAndTaxAmt"))
+    if total is not None:
+        return total.amount_minor if total.currency == currency else 0
+    amounts = [_amount(fmt, a) for a in charges.findall("Rcrd/Amt") + charges.findall("Amt")]
+    return sum(a.amount_minor for a in amounts if a is not None and a.currency == currency)
+
+
+def _charges_included(node: Element) -> bool:
+    return any(
+        (flag.text or "").strip().lower() == "true"
+        for flag in node.findall("Chrgs/Rcrd/ChrgInclInd")
+    )
+
+
+def _tx_amount(fmt: str, tx: Element) -> Money | None:
+    for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/CntrValAmt/Amt"):
+        found = _amount(fmt, tx.find(path))
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryContext:
+    """What one Ntry contributes to each of its transactions."""
+
+    fmt: str
+    booked_at: datetime
+    credit: bool
+    reversal: bool
+    rail: Rail
+    statement_id: str
+    index: int
+    servicer_ref: str
+    entry_texts: tuple[str, ...]
+    fee_minor: int
+    charges_included: bool
+
+    def txn(
+        self,
+        tx: Element | None,
+        entry_amount: Money | None,
+        part: int | None,
+        extra: list[Element] | None = None,
+    ) -> BankTxn:
+        """A movement from one TxDtls (`part` set) or from the whole entry."""
+        fmt = self.fmt
+        amount = entry_amount if entry_amount is not None else _tx_amount(fmt, tx) if tx else None
+        if amount is None:
+            raise DecodeError(f"{fmt}.missing_amount", f"entry {self.index}")
+        # A split transaction has its own direction; a single one follows the
+        # entry (PostFinance marks debit entries' TxDtls CRDT).
+        split = tx is not None and part is not None and _text(tx, "CdtDbtInd") != ""
+        credit = _credit_flag(fmt, tx) if split and tx is not None else self.credit
+        fee = _fees(fmt, tx, amount.currency) if tx is not None and part is not None else 0
+        fee = fee or (self.fee_minor if part is None else 0)
+        if self.charges_included and part is None:
+            amount = Money(amount.amount_minor + fee, amount.currency)
+        texts = [*_references(tx), *(t for e in extra or () for t in _references(e))]
+        texts.extend(t for t in self.entry_texts if t not in texts)
+        return BankTxn(
+            entry_id=self._id(tx, part),
+            booked_at=self.booked_at,
+            amount=amount,
+            credit=credit,
+            reversal=self.reversal,
+            rail=_rail(tx) if tx is not None and _rail(tx) is not Rail.OTHER else self.rail,
+            payer_name=_payer_name(tx),
+            payer_account=_payer_account(tx),
+            references=tuple(texts),
+            remittance=_remittance(fmt, tx, amount.currency),
+            fee_minor=fee,
+            return_code=_text(tx, "RtrInf/Rsn/Cd") or _text(tx, "RtrInf/Rsn/Prtry") or None,
+        )
+
+    def _id(self, tx: Element | None, part: int | None) -> str:
+        end_to_end = _text(tx, "Refs/EndToEndId")
+        tx_ref = _text(tx, "Refs/AcctSvcrRef")
+        if part is None:
+            return entry_id(end_to_end, tx_ref or self.servicer_ref, self.statement_id, self.index)
+        base = entry_id(None, self.servicer_ref, self.statement_id, self.index)
+        return entry_id(end_to_end, tx_ref, base, part)
+
+
+def _payer_name(tx: Element | None) -> str | None:
+    for path in ("RltdPties/Dbtr/Nm", "RltdPties/Dbtr/Pty/Nm", "RltdPties/UltmtDbtr/Nm"):
+        name = _text(tx, path)
+        if name:
+            return name
+    return _text(tx, "RltdPties/UltmtDbtr/Pty/Nm") or None
+
+
+def _payer_account(tx: Element | None) -> str | None:
+    iban = _text(tx, "RltdPties/DbtrAcct/Id/IBAN")
+    return iban or _text(tx, "RltdPties/DbtrAcct/Id/Othr/Id") or None
+
+
+def _references(tx: Element | None) -> Iterator[str]:
+    """Remittance texts: Ustrd lines, creditor references (RF...), extra info."""
+    if tx is None:
+        return
+    for info in tx.findall("RmtInf"):
+        for line in info.findall("Ustrd"):
+            if line.text and line.text.strip():
+                yield line.text.strip()
+        for structured in info.findall("Strd"):
+            ref = _RF_SPACES.sub("", _text(structured, "CdtrRefInf/Ref"))
+            if ref:
+                yield ref
+            for doc in structured.findall("RfrdDocInf"):
+                number = _text(doc, "Nb")
+                if number:
+                    yield number
+            extra = _text(structured, "AddtlRmtInf")
+            if extra:
+                yield extra
+    additional = _text(tx, "AddtlTxInf")
+    if additional:
+        yield additional
+
+
+def _remittance(fmt: str, tx: Element | None, currency: str) -> tuple[RemittanceLine, ...]:
+    """Per-invoice amounts from structured remittance (RfrdDocInf + RfrdDocAmt)."""
+    if tx is None:
+        return ()
+    lines: list[RemittanceLine] = []
+    for structured in tx.findall("RmtInf/Strd"):
+        number = _text(structured, "RfrdDocInf/Nb")
+        amounts = structured.find("RfrdDocAmt")
+        if not number or amounts is None:
+            continue
+        paid = _amount(fmt, amounts.find("RmtdAmt"))
+        if paid is None:
+            paid = _amount(fmt, amounts.find("DuePyblAmt"))
+        if paid is None or paid.currency != currency:
+            continue
+        deduction, code = _deduction(fmt, amounts, currency)
+        lines.append(RemittanceLine(number, paid.amount_minor, deduction, code))
+    return tuple(lines)
+
+
+def _deduction(fmt: str, amounts: Element, currency: str) -> tuple[int, str | None]:
+    adjustment = _amount(fmt, amounts.find("AdjstmntAmtAndRsn/Amt"))
+    if adjustment is not None and adjustment.currency == currency:
+        return adjustment.amount_minor, _text(amounts, "AdjstmntAmtAndRsn/Rsn") or None
+    discount = _amount(fmt, amounts.find("DscntApldAmt")) or _amount(
+        fmt, amounts.find("DscntApldAmt/Amt")
+    )
+    if discount is not None and discount.currency == currency:
+        return discount.amount_minor, "discount"
+    return 0, None
