@@ -1,0 +1,168 @@
+"""The Bytewax dataflow: wiring only; the logic lives in `steps.py` and `state/`.
+
+    input (envelopes) -> decode -> resolve (one key: ordered, parks unknowns)
+        -> customer ledgers (keyed by customer id)      \
+        -> fee monitors    (keyed by processor)          > outcomes -> sink
+    decode rejections ----------------------------------/
+
+Recovery: the resolver's parked items, every ledger and every fee monitor are
+Bytewax state, snapshotted as pickled bytes (immutable, as Bytewax requires).
+The in-memory index is part of the resolver's snapshot; with Redis the index
+lives in Redis and its writes are idempotent, so replays after a crash are safe.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from arrecon.connectors.envelope import RawEnvelope
+from arrecon.flows.steps import (
+    PROCESSOR_PREFIX,
+    CustomerStep,
+    ProcessorStep,
+    Resolver,
+    Routed,
+    Stamped,
+    Tagged,
+    decode_stamped,
+)
+from arrecon.state import fees, ledger
+from arrecon.state.index import CustomerIndex, DictStore, IndexStore
+
+__all__ = ["FlowConfig", "build_flow"]
+
+RESOLVER_KEY = "resolver"
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """What a flow needs beyond its input and output."""
+
+    ledger_policy: ledger.LedgerPolicy = field(default_factory=ledger.LedgerPolicy)
+    fee_policy: fees.FeePolicy = field(default_factory=fees.FeePolicy)
+    # None: in-memory index kept in the resolver's snapshot. Else a factory for a
+    # shared store (Redis) that each worker calls once.
+    index_store: Callable[[], IndexStore] | None = None
+    # Live runs fire dunning/overdue timers from the wall clock; replays only
+    # from event time, so they stay deterministic.
+    wall_clock_timers: bool = False
+
+
+def _restore(snapshot: bytes | None) -> Any:
+    return None if snapshot is None else pickle.loads(snapshot)
+
+
+class _ResolverLogic(StatefulBatchLogic[Stamped, Routed | Tagged, bytes]):
+    def __init__(self, resolver: Resolver, keep_index: bool) -> None:
+        self.resolver = resolver
+        self.keep_index = keep_index
+
+    def on_batch(self, values: list[Stamped]) -> tuple[Iterable[Routed | Tagged], bool]:
+        return self.resolver.on_batch(values), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        store = self.resolver.index.store if self.keep_index else None
+        return pickle.dumps((self.resolver.parked, store), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _CustomerLogic(StatefulBatchLogic[Stamped, Tagged, bytes]):
+    def __init__(self, step: CustomerStep | None, config: FlowConfig) -> None:
+        self.step = step
+        self.config = config
+
+    def on_batch(self, values: list[Routed]) -> tuple[Iterable[Tagged], bool]:  # type: ignore[override]
+        if self.step is None:
+            self.step = CustomerStep(values[0].key, self.config.ledger_policy)
+        out = self.step.on_items(routed.item for routed in values)
+        return out, self._discard()
+
+    def on_notify(self) -> tuple[Iterable[Tagged], bool]:
+        assert self.step is not None
+        return self.step.on_clock(datetime.now(UTC)), self._discard()
+
+    def notify_at(self) -> datetime | None:
+        if not self.config.wall_clock_timers or self.step is None:
+            return None
+        return self.step.next_wakeup()
+
+    def _discard(self) -> bool:
+        return self.step is not None and self.step.state is None
+
+    def snapshot(self) -> bytes:
+        assert self.step is not None
+        return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _ProcessorLogic(StatefulBatchLogic[Routed, Tagged, bytes]):
+    def __init__(self, step: ProcessorStep) -> None:
+        self.step = step
+
+    def on_batch(self, values: list[Routed]) -> tuple[Iterable[Tagged], bool]:
+        return self.step.on_items(routed.item for routed in values), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _resolver_builder(config: FlowConfig) -> Callable[[bytes | None], _ResolverLogic]:
+    def build(snapshot: bytes | None) -> _ResolverLogic:
+        parked, saved_store = _restore(snapshot) or ([], None)
+        if config.index_store is not None:
+            store: IndexStore = config.index_store()
+        else:
+            store = saved_store if saved_store is not None else DictStore()
+        resolver = Resolver(CustomerIndex(store), parked)
+        return _ResolverLogic(resolver, keep_index=config.index_store is None)
+
+    return build
+
+
+def build_flow(
+    source: Source[RawEnvelope],
+    sink: Sink[Tagged],
+    config: FlowConfig | None = None,
+    flow_id: str = "arrecon",
+) -> Dataflow:
+    """The reconciliation dataflow from `source` envelopes to `sink` outcomes."""
+    config = config or FlowConfig()
+    flow = Dataflow(flow_id)
+    envelopes = op.input("envelopes", flow, source)
+    decoded = op.flat_map("decode", envelopes, decode_stamped)
+    split = op.branch("split_rejects", decoded, lambda item: isinstance(item, Stamped))
+    keyed = op.key_on("one_resolver", split.trues, lambda _item: RESOLVER_KEY)
+    resolved = op.stateful_batch("resolve", keyed, _resolver_builder(config))
+    resolved = op.key_rm("resolved", resolved)
+    routed_or_tagged = op.branch("split_parked", resolved, lambda item: isinstance(item, Routed))
+    routed = op.key_on("route", routed_or_tagged.trues, lambda item: item.key)
+    by_kind = op.branch(
+        "split_processors", routed, lambda pair: pair[0].startswith(PROCESSOR_PREFIX)
+    )
+    fee_outcomes = op.stateful_batch(
+        "fees",
+        by_kind.trues,
+        lambda snapshot: _ProcessorLogic(_restore(snapshot) or ProcessorStep(config.fee_policy)),
+    )
+    customer_outcomes = op.stateful_batch(
+        "ledgers",
+        by_kind.falses,
+        lambda snapshot: _CustomerLogic(_restore(snapshot), config),
+    )
+    outcomes = op.merge(
+        "outcomes",
+        split.falses,
+        routed_or_tagged.falses,
+        op.key_rm("fee_outcomes", fee_outcomes),
+        op.key_rm("customer_outcomes", customer_outcomes),
+    )
+    op.output("sink", outcomes, sink)
+    return flow

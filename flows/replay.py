@@ -1,0 +1,203 @@
+"""`arrecon replay`: the real flow over a file of recorded deliveries.
+
+The input is JSONL, one raw delivery per line in arrival order (DESIGN.md
+section 3). Lines that are not envelopes become `rejected` outcomes with their
+line number; they never stop the run. Output is `DIR/outcomes.jsonl`, one
+outcome per line, ordered by the input line that caused it, so the same input
+gives byte-identical output.
+
+The source is resumable (its state is the line number and byte offset), like
+the Kafka and journal sources of live runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.testing import run_main
+
+from arrecon.connectors.envelope import RawEnvelope
+from arrecon.flows.reconcile import FlowConfig, build_flow
+from arrecon.flows.steps import InputError, Tagged
+
+__all__ = ["ReplayError", "parse_line", "replay"]
+
+BATCH_LINES = 500
+EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ReplayError(RuntimeError):
+    """The input file cannot be read at all (missing, unreadable, not UTF-8)."""
+
+
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("received_at must be an ISO-8601 string")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("received_at must carry a timezone (UTC)")
+    return moment.astimezone(UTC)
+
+
+def parse_line(number: int, text: bytes, last_seen: datetime) -> RawEnvelope | InputError:
+    """One JSONL line -> an envelope, or an InputError naming what is wrong."""
+    try:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        return InputError(number, "", f"malformed_json: {error}", last_seen)
+    if not isinstance(record, dict):
+        return InputError(number, "", "not_an_object", last_seen)
+    source = record.get("source")
+    if not isinstance(source, str) or not source:
+        return InputError(number, "", "missing_field:source", last_seen)
+    if "body" not in record:
+        return InputError(number, source, "missing_field:body", last_seen)
+    try:
+        received_at = _parse_time(record.get("received_at"))
+    except ValueError as error:
+        return InputError(number, source, f"bad_received_at: {error}", last_seen)
+    headers = record.get("headers") or {}
+    if not isinstance(headers, dict):
+        return InputError(number, source, "bad_headers", received_at)
+    kind = record.get("kind") or ""
+    return RawEnvelope(
+        source=source,
+        kind=str(kind),
+        received_at=received_at,
+        body=record["body"],
+        headers={str(key): str(value) for key, value in headers.items()},
+        position=number,
+    )
+
+
+@dataclass
+class _Progress:
+    total_bytes: int
+    stream: IO[str] | None
+    shown_percent: int = -1
+
+    def update(self, done_bytes: int) -> None:
+        if self.stream is None or self.total_bytes == 0:
+            return
+        percent = min(100, done_bytes * 100 // self.total_bytes)
+        if percent != self.shown_percent:
+            self.shown_percent = percent
+            self.stream.write(f"\rreplay {percent:3d}%")
+            self.stream.flush()
+            if percent == 100:
+                self.stream.write("\n")
+
+
+class _LinePartition(StatefulSourcePartition[RawEnvelope | InputError, tuple[int, int]]):
+    def __init__(self, path: Path, resume: tuple[int, int] | None, progress: _Progress) -> None:
+        self.line_number, offset = resume or (0, 0)
+        self.file = path.open("rb")
+        self.file.seek(offset)
+        self.progress = progress
+        self.last_seen = EPOCH_START
+
+    def next_batch(self) -> Iterable[RawEnvelope | InputError]:
+        batch: list[RawEnvelope | InputError] = []
+        for _ in range(BATCH_LINES):
+            text = self.file.readline()
+            if not text:
+                break
+            self.line_number += 1
+            if not text.strip():
+                continue
+            item = parse_line(self.line_number, text, self.last_seen)
+            if isinstance(item, RawEnvelope):
+                self.last_seen = item.received_at
+            batch.append(item)
+        self.progress.update(self.file.tell())
+        if not batch and not text:
+            raise StopIteration
+        return batch
+
+    def snapshot(self) -> tuple[int, int]:
+        return (self.line_number, self.file.tell())
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class JsonlSource(FixedPartitionedSource[RawEnvelope | InputError, tuple[int, int]]):
+    """A replay file as one resumable partition."""
+
+    def __init__(self, path: Path, progress: _Progress) -> None:
+        self.path = path
+        self.progress = progress
+
+    def list_parts(self) -> list[str]:
+        return [self.path.name]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: tuple[int, int] | None
+    ) -> _LinePartition:
+        return _LinePartition(self.path, resume_state, self.progress)
+
+
+class _CollectPartition(StatelessSinkPartition[Tagged]):
+    def __init__(self, into: list[Tagged]) -> None:
+        self.into = into
+
+    def write_batch(self, items: list[Tagged]) -> None:
+        self.into.extend(items)
+
+
+class CollectSink(DynamicSink[Tagged]):
+    """Keeps tagged outcomes in memory so replay can write them in input order."""
+
+    def __init__(self) -> None:
+        self.items: list[Tagged] = []
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _CollectPartition:
+        return _CollectPartition(self.items)
+
+
+def _check_readable(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        raise ReplayError(f"cannot read {path}: {error.strerror or error}") from None
+    if path.is_dir():
+        raise ReplayError(f"{path} is a folder, not a JSONL file")
+    return size
+
+
+def ordered_records(items: list[Tagged]) -> Iterator[bytes]:
+    """Outcomes as JSON lines in input order (ties broken by emission order)."""
+    for tagged in sorted(items, key=lambda item: item.sort_key):
+        yield orjson.dumps(tagged.outcome.to_record())
+
+
+def replay(
+    input_path: Path,
+    out_dir: Path,
+    config: FlowConfig | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Run the real flow over `input_path`; write and return `out_dir/outcomes.jsonl`."""
+    size = _check_readable(input_path)
+    show = sys.stderr.isatty() if progress is None else progress
+    meter = _Progress(size, sys.stderr if show else None)
+    sink = CollectSink()
+    flow = build_flow(JsonlSource(input_path, meter), sink, config or FlowConfig())
+    run_main(flow)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / "outcomes.jsonl"
+    with out_path.open("wb") as handle:
+        for line in ordered_records(sink.items):
+            handle.write(line)
+            handle.write(b"\n")
+    return out_path

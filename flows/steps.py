@@ -1,0 +1,305 @@
+"""The logic inside each dataflow step, free of Bytewax so it is easy to test.
+
+Why separate: `reconcile.py` only wires these into operators. Each step works
+on `Stamped` items (an event with its input position) and returns `Tagged`
+outcomes (an outcome with the position that caused it), so a replay can write
+its outcomes in a deterministic order however Bytewax interleaves keys.
+
+Steps:
+    decode_envelope_stamped   raw envelope -> stamped events | rejected outcomes
+    Resolver                  stamped event -> routed to a customer / processor,
+                              or parked until the index can place it
+    CustomerStep              one customer's ledger (state.ledger)
+    ProcessorStep             one processor's fee monitor (state.fees)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from arrecon.connectors.registry import decode_envelope
+
+from arrecon.connectors.envelope import RawEnvelope
+from arrecon.state import fees, ledger
+from arrecon.state.events import (
+    CustomerUpserted,
+    DisputeUpdated,
+    Event,
+    InvoiceAdjusted,
+    InvoiceIssued,
+    PaymentReceived,
+    PaymentReversed,
+    PayoutCredited,
+    PayoutSettled,
+)
+from arrecon.state.index import CustomerIndex, ResolveQuery
+from arrecon.state.outcomes import Outcome, Rejected, Unapplied, make_outcome_id
+
+__all__ = [
+    "CustomerStep",
+    "InputError",
+    "ProcessorStep",
+    "Resolver",
+    "Routed",
+    "Stamped",
+    "Tagged",
+    "UNRESOLVED_REASON",
+    "decode_stamped",
+]
+
+UNRESOLVED_REASON = "customer_unresolved"
+PROCESSOR_PREFIX = "processor:"
+
+
+@dataclass(frozen=True, slots=True)
+class Stamped:
+    """An event, the arrival time used as `now`, and its place in the input.
+
+    `sub` orders items released by the same input item (0 = the item itself,
+    1.. = parked items it released).
+    """
+
+    position: int
+    sub: int
+    received_at: datetime
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """An outcome with the sort key that makes replay output deterministic."""
+
+    position: int
+    sub: int
+    seq: int
+    outcome: Outcome
+
+    @property
+    def sort_key(self) -> tuple[int, int, int]:
+        return (self.position, self.sub, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class InputError:
+    """An input record that is not even an envelope (bad JSON line, missing keys)."""
+
+    position: int
+    source: str
+    reason: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A stamped event on its way to the keyed step that owns `key`."""
+
+    key: str
+    customer_id: str | None
+    item: Stamped
+
+
+def decode_stamped(envelope: RawEnvelope | InputError) -> list[Stamped | Tagged]:
+    """Decode one envelope; every rejection becomes a `rejected` outcome."""
+    if isinstance(envelope, InputError):
+        return [_input_rejected(envelope)]
+    decoded = decode_envelope(envelope)
+    out: list[Stamped | Tagged] = [
+        Stamped(envelope.position, 0, envelope.received_at, event) for event in decoded.events
+    ]
+    for number, rejection in enumerate(decoded.rejections):
+        reason = f"{rejection.reason}: {rejection.detail}" if rejection.detail else rejection.reason
+        if rejection.ref:
+            reason = f"{reason} [{rejection.ref}]"
+        outcome = Rejected(
+            outcome_id=make_outcome_id("rejected", envelope.position, number, rejection.reason),
+            at=envelope.received_at,
+            line=envelope.position,
+            source=envelope.source,
+            reason=reason,
+            kind=envelope.kind,
+        )
+        out.append(Tagged(envelope.position, 0, -1 - number, outcome))
+    return out
+
+
+def _input_rejected(error: InputError) -> Tagged:
+    outcome = Rejected(
+        outcome_id=make_outcome_id("rejected", error.position, error.reason),
+        at=error.received_at,
+        line=error.position,
+        source=error.source,
+        reason=error.reason,
+    )
+    return Tagged(error.position, 0, -1, outcome)
+
+
+def _is_parkable(event: Event) -> bool:
+    return isinstance(event, PaymentReceived | PaymentReversed | DisputeUpdated)
+
+
+def _teaches(event: Event) -> bool:
+    """Events whose facts may place parked payments (invoices, customers)."""
+    return isinstance(event, CustomerUpserted | InvoiceIssued | InvoiceAdjusted | PaymentReceived)
+
+
+@dataclass
+class Resolver:
+    """Places each event with a customer, in input order, parking what it cannot.
+
+    One instance sees the whole stream (a single Bytewax key), so parking and
+    releasing are ordered and deterministic. Look-ups are batched: one
+    `resolve_many` per batch, plus a re-check only when facts learned earlier in
+    the same batch may change an answer.
+    """
+
+    index: CustomerIndex
+    parked: list[Stamped] = field(default_factory=list)
+
+    def on_batch(self, items: Sequence[Stamped]) -> list[Routed | Tagged]:
+        queries = [CustomerIndex.query_for(item.event) for item in items]
+        answers = self.index.resolve_many([query for query in queries if query is not None])
+        answer_iter = iter(answers)
+        out: list[Routed | Tagged] = []
+        learned = False
+        for item, query in zip(items, queries, strict=True):
+            if query is None:
+                out.extend(self._route_processor(item))
+                continue
+            resolution = next(answer_iter)
+            if not resolution.resolved and learned:
+                resolution = self.index.resolve(query)
+            customer_id = resolution.customer_id
+            if customer_id is None:
+                out.extend(self._park_or_reject(item, query, resolution.evidence))
+                continue
+            self.index.learn(CustomerIndex.facts_for(item.event, customer_id))
+            learned = True
+            out.append(Routed(customer_id, customer_id, item))
+            if self.parked and _teaches(item.event):
+                out.extend(self._release(item))
+        return out
+
+    def _route_processor(self, item: Stamped) -> list[Routed | Tagged]:
+        event = item.event
+        if isinstance(event, PayoutSettled | PayoutCredited):
+            return [Routed(PROCESSOR_PREFIX + event.processor, None, item)]
+        raise AssertionError(f"no route for {type(event).__name__}")
+
+    def _park_or_reject(
+        self, item: Stamped, query: ResolveQuery, evidence: tuple[str, ...]
+    ) -> list[Routed | Tagged]:
+        event = item.event
+        if not _is_parkable(event):
+            return [_unplaceable(item, evidence)]
+        self.parked.append(item)
+        if isinstance(event, PaymentReceived):
+            return [_parked_payment(item, evidence)]
+        return []
+
+    def _release(self, trigger: Stamped) -> list[Routed | Tagged]:
+        """Re-resolve parked items after new facts; release those now placed."""
+        queries = [CustomerIndex.query_for(item.event) for item in self.parked]
+        answers = self.index.resolve_many([query for query in queries if query is not None])
+        still: list[Stamped] = []
+        out: list[Routed | Tagged] = []
+        for item, answer in zip(self.parked, answers, strict=True):
+            if answer.customer_id is None:
+                still.append(item)
+                continue
+            released = Stamped(trigger.position, len(out) + 1, trigger.received_at, item.event)
+            self.index.learn(CustomerIndex.facts_for(item.event, answer.customer_id))
+            out.append(Routed(answer.customer_id, answer.customer_id, released))
+        self.parked = still
+        return out
+
+
+def _parked_payment(item: Stamped, evidence: tuple[str, ...]) -> Tagged:
+    event = item.event
+    assert isinstance(event, PaymentReceived)
+    outcome = Unapplied(
+        outcome_id=make_outcome_id("unapplied", event.event_id, UNRESOLVED_REASON),
+        at=event.occurred_at,
+        payment_id=event.payment_id,
+        customer_id=None,
+        amount_minor=event.amount.amount_minor,
+        currency=event.amount.currency,
+        reason=UNRESOLVED_REASON,
+        evidence=evidence,
+    )
+    return Tagged(item.position, item.sub, 0, outcome)
+
+
+def _unplaceable(item: Stamped, evidence: tuple[str, ...]) -> Tagged:
+    """An invoice or customer record that names no customer we can find."""
+    event = item.event
+    outcome = Rejected(
+        outcome_id=make_outcome_id("rejected", event.event_id, "customer_unknown"),
+        at=item.received_at,
+        line=item.position,
+        source=getattr(event, "source", ""),
+        reason="customer_unknown: " + "; ".join(evidence),
+        kind=type(event).__name__,
+    )
+    return Tagged(item.position, item.sub, 0, outcome)
+
+
+@dataclass
+class CustomerStep:
+    """One customer's ledger; event time drives overdue and dunning in replays."""
+
+    customer_id: str
+    policy: ledger.LedgerPolicy
+    state: ledger.Ledger | None = None
+
+    def on_items(self, items: Iterable[Stamped]) -> list[Tagged]:
+        out: list[Tagged] = []
+        for item in sorted(items, key=lambda stamped: (stamped.position, stamped.sub)):
+            outcomes = self._timers(item.received_at)
+            _, applied = self._apply(item)
+            outcomes.extend(applied)
+            out.extend(Tagged(item.position, item.sub, n, o) for n, o in enumerate(outcomes))
+        return out
+
+    def on_clock(self, now: datetime) -> list[Tagged]:
+        """Timers fired by the wall clock (live runs only)."""
+        return [Tagged(-1, 0, n, o) for n, o in enumerate(self._timers(now))]
+
+    def _timers(self, now: datetime) -> list[Outcome]:
+        if self.state is None:
+            return []
+        wakeup = ledger.next_wakeup(self.state, self.policy)
+        if wakeup is None or wakeup > now:
+            return []
+        self.state, outcomes = ledger.on_timer(self.state, self.customer_id, now, self.policy)
+        return list(outcomes)
+
+    def _apply(self, item: Stamped) -> tuple[ledger.Ledger | None, list[Outcome]]:
+        event = item.event
+        assert not isinstance(event, PayoutSettled | PayoutCredited)
+        self.state, outcomes = ledger.apply(
+            self.state, self.customer_id, event, item.received_at, self.policy
+        )
+        return self.state, list(outcomes)
+
+    def next_wakeup(self) -> datetime | None:
+        return None if self.state is None else ledger.next_wakeup(self.state, self.policy)
+
+
+@dataclass
+class ProcessorStep:
+    """One processor's fee monitor."""
+
+    policy: fees.FeePolicy
+    state: fees.FeeMonitor | None = None
+
+    def on_items(self, items: Iterable[Stamped]) -> list[Tagged]:
+        out: list[Tagged] = []
+        for item in sorted(items, key=lambda stamped: (stamped.position, stamped.sub)):
+            event = item.event
+            if not isinstance(event, PayoutSettled):
+                continue  # bank credits of payouts: tracked by the sinks as in-transit closure
+            self.state, outcomes = fees.observe(self.state, event, self.policy)
+            out.extend(Tagged(item.position, item.sub, n, o) for n, o in enumerate(outcomes))
+        return out
