@@ -29,7 +29,7 @@ from arrecon.state.events import (
     RemittanceLine,
     ReversalKind,
 )
-from arrecon.state.money import Money, MoneyError, parse_major
+from arrecon.state.money import CURRENCY_EXPONENTS, Money, MoneyError, parse_major
 
 __all__ = [
     "BankTxn",
@@ -97,6 +97,8 @@ class Statement:
 
 def money(text: str, currency: str, fmt: str) -> Money:
     """Exact amount from a decimal string; `DecodeError` instead of MoneyError."""
+    if currency not in CURRENCY_EXPONENTS:
+        raise DecodeError(f"{fmt}.unknown_currency", repr(currency[:8]))
     try:
         return parse_major(text, currency)
     except MoneyError as error:
