@@ -1,0 +1,1095 @@
+"""One customer's receivables: invoices, cash, credits and disputes, as stream state.
+
+Why one mutable object per customer: Bytewax keys state by customer and
+snapshots it with pickle; mutating in place keeps a payment's cost independent
+of the book size (a few dict hits plus the matcher's bounded work). `apply` and
+`on_timer` are the only entry points; both are deterministic functions of the
+state, the event and the `now` passed in (nothing here reads a clock).
+
+Money model, per currency (the invariant the tests check):
+
+    received = applied (net of reversals) + unapplied + customer credit + reversed out
+
+Cash enters with `PaymentReceived`. A match spreads it over invoices
+(`Applied`); what the match leaves is customer credit (`Overpaid`), used for the
+next invoice issued (`Applied` method "customer_credit"); an unmatched payment
+waits as unapplied cash and is retried on every new invoice, credit memo and
+customer upsert, so cash-before-invoice ends where invoice-before-cash does.
+Refunds, ACH returns and chargebacks take money back in a fixed order:
+unapplied cash first, then the payment's unused credit, then its applications
+newest first (those invoices reopen).
+
+Idempotency: an event id or payment id seen again yields `Duplicate` and
+changes nothing. The seen-id memory is a bounded FIFO (`seen_ids_max`); that is
+safe because (1) provider retries and crash replays arrive within days, far
+inside the window of 50,000 ids per customer, and (2) a payment id is also
+recognised for as long as the payment's own record is in state, which is until
+every invoice it touched has left the settled-retention window.
+
+Retention: settled invoices stay `settled_retention_days` (chargebacks and
+refunds need their applications), then leave together with the payment records
+that only pointed at them. An empty ledger is returned as None so Bytewax drops
+the key; a customer profile alone keeps the ledger (terms and limits matter).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TypeAlias
+
+from arrecon.state.dunning import DunningPolicy, latest_step, next_step_at
+from arrecon.state.events import (
+    AdjustmentKind,
+    CustomerUpserted,
+    DisputePhase,
+    DisputeUpdated,
+    InvoiceAdjusted,
+    InvoiceIssued,
+    PaymentReceived,
+    PaymentReversed,
+    ensure_utc,
+)
+from arrecon.state.matching import Allocation, Match, MatchPolicy, OpenBook, OpenInvoice
+from arrecon.state.matching import match_payment as _match_payment
+from arrecon.state.money import Money
+from arrecon.state.outcomes import (
+    Applied,
+    Chargeback,
+    CreditLimitExceeded,
+    Duplicate,
+    InvoiceStatus,
+    Outcome,
+    Overpaid,
+    ReminderDue,
+    Reversed,
+    ShortPaid,
+    Unapplied,
+    make_outcome_id,
+)
+
+__all__ = [
+    "CustomerEvent",
+    "InvoiceView",
+    "Ledger",
+    "LedgerPolicy",
+    "apply",
+    "exposure",
+    "next_wakeup",
+    "on_timer",
+]
+
+CustomerEvent: TypeAlias = (
+    CustomerUpserted
+    | InvoiceIssued
+    | InvoiceAdjusted
+    | PaymentReceived
+    | PaymentReversed
+    | DisputeUpdated
+)
+
+OPEN = "open"
+PARTIALLY_PAID = "partially_paid"
+PAID = "paid"
+OVERDUE = "overdue"
+DISPUTED = "disputed"
+REOPENED = "reopened"
+CREDITED = "credited"
+WRITTEN_OFF = "written_off"
+VOID = "void"
+
+# How an invoice reached zero: cash (incl. valid gaps), credit memo/return/promotion,
+# void, write-off. Decides the closed status.
+_CLOSED_STATUS = {"cash": PAID, "credit": CREDITED, "void": VOID, "write_off": WRITTEN_OFF}
+# Gap codes that close the gap when the matcher names them.
+_CLOSING_GAPS = frozenset({"processor_fee", "marketplace_fee", "return", "promotion"})
+# Methods too weak to override a payment that names an invoice we do not hold.
+_WEAK_METHODS = frozenset({"fuzzy_reference", "exact_amount", "subset_sum"})
+_JUST_AFTER = timedelta(microseconds=1)
+_DAY = timedelta(days=1)
+_TIMER_DUE = 0
+_TIMER_DROP = 1
+_DEFAULT_MATCH = MatchPolicy()
+_DEFAULT_DUNNING = DunningPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPolicy:
+    """Thresholds and windows of the ledger.
+
+    `settled_retention_days`: settled invoices and their applications are kept
+    this long so late chargebacks (card networks allow ~120 days) still find what
+    to reverse. `seen_ids_max`: bound of the idempotency FIFO per customer (see
+    the module docstring for why it is safe). `short_pay_tolerance_minor`: an
+    unexplained short-pay up to this amount is accepted and closes the invoice.
+    """
+
+    match: MatchPolicy = _DEFAULT_MATCH
+    settled_retention_days: int = 180
+    seen_ids_max: int = 50_000
+    short_pay_tolerance_minor: int = 0
+    dunning: DunningPolicy = _DEFAULT_DUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceView:
+    """A read-only snapshot of one invoice (for tests, aging and the demo)."""
+
+    invoice_number: str
+    currency: str
+    amount_minor: int
+    open_minor: int
+    due_at: datetime
+    issued_at: datetime
+    status: str
+    flagged_minor: int
+    disputed: bool
+
+
+class _Invoice:
+    """Compact per-invoice record; `entry` is shared with the book while open."""
+
+    __slots__ = (
+        "channel",
+        "closed_by",
+        "disputes",
+        "entry",
+        "flagged_minor",
+        "issued_at",
+        "open_minor",
+        "reopened",
+        "settled_at",
+        "status",
+    )
+
+    def __init__(self, entry: OpenInvoice, issued_at: datetime, channel: str) -> None:
+        self.entry = entry
+        self.open_minor = entry.amount_minor
+        self.issued_at = issued_at
+        self.channel = channel
+        self.status = OPEN
+        self.closed_by = "cash"
+        self.reopened = False
+        self.disputes = 0
+        self.flagged_minor = 0
+        self.settled_at: datetime | None = None
+
+
+class _Payment:
+    """Where one payment's cash is: applications, unapplied remainder, unused credit."""
+
+    __slots__ = (
+        "amount_minor",
+        "apps",
+        "credit_minor",
+        "currency",
+        "payment_id",
+        "pending",
+        "unapplied_minor",
+    )
+
+    def __init__(self, payment_id: str, currency: str, amount_minor: int) -> None:
+        self.payment_id = payment_id
+        self.currency = currency
+        self.amount_minor = amount_minor
+        self.apps: list[tuple[str, int]] = []  # (invoice_number, amount_minor), oldest first
+        self.unapplied_minor = 0
+        self.credit_minor = 0
+        self.pending: PaymentReceived | None = None  # kept while unapplied, for retries
+
+    def is_spent(self) -> bool:
+        return not self.apps and not self.unapplied_minor and not self.credit_minor
+
+
+@dataclass(slots=True)
+class _Dispute:
+    payment_id: str
+    currency: str
+    hits: list[tuple[str, int]] = field(default_factory=list)  # "" = unapplied/credit cash
+
+
+class _DueGroup:
+    """Invoices sharing a due date share their dunning checkpoints."""
+
+    __slots__ = ("done_until", "numbers")
+
+    def __init__(self, done_until: datetime) -> None:
+        self.done_until = done_until
+        self.numbers: list[str] = []
+
+
+class Ledger:
+    """One customer's state. Picklable; mutated in place by `apply` and `on_timer`."""
+
+    __slots__ = (
+        "book",
+        "credit",
+        "customer_id",
+        "disputes",
+        "drop_days",
+        "due_groups",
+        "invoices",
+        "open_totals",
+        "payments",
+        "pending_adjustments",
+        "profile",
+        "seen",
+        "timers",
+        "unapplied",
+    )
+
+    def __init__(self, customer_id: str) -> None:
+        self.customer_id = customer_id
+        self.profile: CustomerUpserted | None = None
+        self.book = OpenBook()
+        self.invoices: dict[str, _Invoice] = {}
+        self.payments: dict[str, _Payment] = {}
+        self.unapplied: list[str] = []  # payment ids, arrival order
+        self.credit: dict[str, list[str]] = {}  # currency -> payment ids with credit, FIFO
+        self.disputes: dict[str, _Dispute] = {}
+        self.pending_adjustments: dict[str, list[InvoiceAdjusted]] = {}
+        self.open_totals: dict[str, int] = {}  # currency -> sum of positive open amounts
+        self.seen: dict[str, None] = {}  # insertion-ordered FIFO of ids
+        self.due_groups: dict[datetime, _DueGroup] = {}
+        self.drop_days: dict[datetime, list[tuple[bool, str]]] = {}  # (is_invoice, key)
+        self.timers: list[tuple[datetime, int, datetime]] = []  # heap (fire_at, kind, key)
+
+    # --- read-only views ----------------------------------------------------
+
+    def invoice(self, invoice_number: str) -> InvoiceView | None:
+        inv = self.invoices.get(invoice_number)
+        return None if inv is None else _view(inv)
+
+    def open_items(self) -> Iterator[InvoiceView]:
+        """Invoices with a positive open amount (aging, demo)."""
+        return (_view(inv) for inv in self.invoices.values() if inv.open_minor > 0)
+
+    def all_invoices(self) -> Iterator[InvoiceView]:
+        return (_view(inv) for inv in self.invoices.values())
+
+    def unapplied_minor(self, currency: str) -> int:
+        return sum(
+            self.payments[pid].unapplied_minor
+            for pid in self.unapplied
+            if self.payments[pid].currency == currency
+        )
+
+    def credit_minor(self, currency: str) -> int:
+        return sum(self.payments[pid].credit_minor for pid in self.credit.get(currency, ()))
+
+    def is_empty(self) -> bool:
+        return not (
+            self.invoices
+            or self.payments
+            or self.pending_adjustments
+            or self.disputes
+            or self.profile is not None
+        )
+
+
+def _view(inv: _Invoice) -> InvoiceView:
+    entry = inv.entry
+    return InvoiceView(
+        entry.invoice_number,
+        entry.currency,
+        entry.amount_minor,
+        inv.open_minor,
+        entry.due_at,
+        inv.issued_at,
+        inv.status,
+        inv.flagged_minor,
+        inv.disputes > 0,
+    )
+
+
+def _status(inv: _Invoice, at: datetime) -> str:
+    """Derived status: overdue comes from the due date and `at`, never stored as truth."""
+    if inv.disputes:
+        return DISPUTED
+    if inv.open_minor <= 0:
+        return _CLOSED_STATUS[inv.closed_by]
+    if inv.reopened:
+        return REOPENED
+    if at > inv.entry.due_at:
+        return OVERDUE
+    if inv.open_minor < inv.entry.amount_minor:
+        return PARTIALLY_PAID
+    return OPEN
+
+
+class _Run:
+    """One step of work (an event or a timer): outcome ids, `at`, touched invoices."""
+
+    __slots__ = ("at", "key", "ledger", "out", "policy", "touched")
+
+    def __init__(self, ledger: Ledger, policy: LedgerPolicy, key: str, at: datetime) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.key = key
+        self.at = at
+        self.out: list[Outcome] = []
+        self.touched: dict[str, None] = {}
+
+    def oid(self, kind: str, *parts: object) -> str:
+        """Deterministic id: the event, the parts, and the position in this run's output."""
+        return make_outcome_id(kind, self.key, *parts, len(self.out))
+
+    @property
+    def customer_id(self) -> str:
+        return self.ledger.customer_id
+
+
+# --- public API --------------------------------------------------------------
+
+
+def apply(
+    ledger: Ledger | None,
+    customer_id: str,
+    event: CustomerEvent,
+    now: datetime,
+    policy: LedgerPolicy,
+) -> tuple[Ledger | None, list[Outcome]]:
+    """Apply one customer event; returns the ledger (None when empty) and outcomes.
+
+    Event-driven outcomes carry `at = event.occurred_at` so a replay is
+    byte-identical; `now` is only used to sweep timers that are already due.
+    """
+    ensure_utc(now)
+    state = ledger if ledger is not None else Ledger(customer_id)
+    run = _Run(state, policy, event.event_id, ensure_utc(event.occurred_at))
+    if event.event_id in state.seen:
+        run.out.append(Duplicate(run.oid("duplicate"), run.at, _subject(event), event.event_id))
+    else:
+        _remember(state, event.event_id, policy)
+        _dispatch(run, event)
+        _emit_statuses(run)
+    return (None if state.is_empty() else state), run.out
+
+
+def on_timer(
+    ledger: Ledger, customer_id: str, now: datetime, policy: LedgerPolicy
+) -> tuple[Ledger | None, list[Outcome]]:
+    """Fire what is due by `now`: overdue transitions, reminders, retention clean-up."""
+    run = _Run(ledger, policy, f"timer:{customer_id}", ensure_utc(now))
+    while ledger.timers and ledger.timers[0][0] <= now:
+        _, kind, key = heapq.heappop(ledger.timers)
+        if kind == _TIMER_DUE:
+            _fire_due_group(run, key)
+        else:
+            _fire_drop_day(run, key)
+    return (None if ledger.is_empty() else ledger), run.out
+
+
+def next_wakeup(ledger: Ledger, policy: LedgerPolicy) -> datetime | None:
+    """The earliest moment `on_timer` has work (may be early, never late)."""
+    del policy
+    return ledger.timers[0][0] if ledger.timers else None
+
+
+def exposure(ledger: Ledger) -> dict[str, int]:
+    """Credit exposure per currency: open balance including disputed (reopened) amounts."""
+    return {cur: total for cur, total in ledger.open_totals.items() if total}
+
+
+# --- dispatch ------------------------------------------------------------------
+
+
+def _subject(event: CustomerEvent) -> str:
+    """The id a `Duplicate` names: payment, invoice, dispute or customer."""
+    if isinstance(event, (PaymentReceived, PaymentReversed, DisputeUpdated)):
+        return event.payment_id
+    if isinstance(event, (InvoiceIssued, InvoiceAdjusted)):
+        return event.invoice_number
+    return event.customer_id
+
+
+def _remember(ledger: Ledger, key: str, policy: LedgerPolicy) -> None:
+    seen = ledger.seen
+    seen[key] = None
+    while len(seen) > policy.seen_ids_max:
+        del seen[next(iter(seen))]
+
+
+def _dispatch(run: _Run, event: CustomerEvent) -> None:
+    if isinstance(event, PaymentReceived):
+        _on_payment(run, event)
+    elif isinstance(event, InvoiceIssued):
+        _on_invoice(run, event)
+    elif isinstance(event, InvoiceAdjusted):
+        _on_adjustment(run, event)
+    elif isinstance(event, PaymentReversed):
+        _on_reversal(run, event)
+    elif isinstance(event, DisputeUpdated):
+        _on_dispute(run, event)
+    else:
+        run.ledger.profile = event
+        _retry_unapplied(run)
+
+
+def _emit_statuses(run: _Run) -> None:
+    """One `invoice_status` per touched invoice, after the event's last change."""
+    ledger = run.ledger
+    for number in run.touched:
+        inv = ledger.invoices.get(number)
+        if inv is None:
+            continue
+        inv.status = _status(inv, run.at)
+        _track_settlement(run, inv)
+        run.out.append(_status_outcome(run, inv, run.oid("invoice_status", number)))
+
+
+def _status_outcome(run: _Run, inv: _Invoice, outcome_id: str) -> InvoiceStatus:
+    entry = inv.entry
+    return InvoiceStatus(
+        outcome_id,
+        run.at,
+        entry.invoice_number,
+        run.customer_id,
+        inv.status,
+        inv.open_minor,
+        entry.amount_minor,
+        entry.currency,
+        entry.due_at,
+        inv.issued_at,
+        inv.channel,
+    )
+
+
+# --- invoices --------------------------------------------------------------------
+
+
+def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
+    ledger = run.ledger
+    number = event.invoice_number
+    if number in ledger.invoices:
+        run.out.append(Duplicate(run.oid("duplicate", number), run.at, number, event.event_id))
+        return
+    amount = event.amount
+    entry = OpenInvoice(
+        number,
+        amount.currency,
+        amount.amount_minor,
+        amount.amount_minor,
+        ensure_utc(event.due_at),
+        event.po_number,
+        event.external_ids,
+    )
+    inv = _Invoice(entry, ensure_utc(event.issued_at), event.channel)
+    ledger.invoices[number] = inv
+    inv.open_minor = 0
+    _set_open(ledger, inv, amount.amount_minor, "cash")
+    _schedule_due(run, inv)
+    run.touched[number] = None
+    for adjustment in ledger.pending_adjustments.pop(number, ()):
+        _adjust(run, inv, adjustment)
+    _retry_unapplied(run)
+    _use_credit(run, inv)
+    _check_credit_limit(run, inv)
+
+
+def _check_credit_limit(run: _Run, inv: _Invoice) -> None:
+    profile = run.ledger.profile
+    limit = profile.credit_limit if profile is not None else None
+    currency = inv.entry.currency
+    if limit is None or limit.currency != currency:
+        return
+    exposure_minor = run.ledger.open_totals.get(currency, 0)
+    if exposure_minor > limit.amount_minor:
+        number = inv.entry.invoice_number
+        run.out.append(
+            CreditLimitExceeded(
+                run.oid("credit_limit_exceeded", number),
+                run.at,
+                run.customer_id,
+                number,
+                limit.amount_minor,
+                exposure_minor,
+                currency,
+            )
+        )
+
+
+def _on_adjustment(run: _Run, event: InvoiceAdjusted) -> None:
+    inv = run.ledger.invoices.get(event.invoice_number)
+    if inv is None:
+        # A memo may overtake its invoice; it is applied when the invoice arrives.
+        run.ledger.pending_adjustments.setdefault(event.invoice_number, []).append(event)
+        return
+    _adjust(run, inv, event)
+    _retry_unapplied(run)
+
+
+def _adjust(run: _Run, inv: _Invoice, event: InvoiceAdjusted) -> None:
+    """Credit memo, return, promotion (may go below zero: an explicit credit), void, write-off."""
+    if event.amount is not None and event.amount.currency != inv.entry.currency:
+        return
+    kind = event.kind
+    whole = max(inv.open_minor, 0)
+    amount = whole if event.amount is None else event.amount.amount_minor
+    if kind is AdjustmentKind.VOID:
+        _set_open(run.ledger, inv, min(inv.open_minor, 0), "void")
+    elif kind is AdjustmentKind.WRITE_OFF:
+        _set_open(run.ledger, inv, inv.open_minor - min(amount, whole), "write_off")
+    else:
+        _set_open(run.ledger, inv, inv.open_minor - amount, "credit")
+    run.touched[inv.entry.invoice_number] = None
+
+
+def _set_open(ledger: Ledger, inv: _Invoice, open_minor: int, closing: str) -> None:
+    """The one place open amounts change: totals and book follow; `closing` names why at 0."""
+    old = inv.open_minor
+    entry = inv.entry
+    inv.open_minor = open_minor
+    totals = ledger.open_totals
+    totals[entry.currency] = totals.get(entry.currency, 0) + max(open_minor, 0) - max(old, 0)
+    number = entry.invoice_number
+    if open_minor > 0:
+        if old > 0:
+            ledger.book.set_open(number, open_minor)
+        else:
+            ledger.book.add(replace(entry, open_minor=open_minor))
+        return
+    inv.reopened = False
+    inv.closed_by = closing
+    if old > 0:
+        ledger.book.remove(number)
+
+
+def _reopen(run: _Run, inv: _Invoice, amount_minor: int) -> None:
+    was_closed = inv.open_minor <= 0
+    _set_open(run.ledger, inv, inv.open_minor + amount_minor, "cash")
+    inv.reopened = True
+    if was_closed and inv.open_minor > 0:
+        _schedule_due(run, inv)
+    run.touched[inv.entry.invoice_number] = None
+
+
+# --- payments ----------------------------------------------------------------------
+
+
+def _on_payment(run: _Run, event: PaymentReceived) -> None:
+    ledger = run.ledger
+    pid = event.payment_id
+    seen_key = f"payment:{pid}"
+    if seen_key in ledger.seen or pid in ledger.payments:
+        run.out.append(Duplicate(run.oid("duplicate", pid), run.at, pid, event.event_id))
+        return
+    _remember(ledger, seen_key, run.policy)
+    amount = event.amount
+    pay = _Payment(pid, amount.currency, amount.amount_minor)
+    if amount.amount_minor <= 0:
+        run.out.append(_unapplied(run, pay, amount.amount_minor, "non_positive_amount", None))
+        return
+    ledger.payments[pid] = pay
+    if not _settle_cash(run, pay, event, amount.amount_minor, retry=False):
+        pay.unapplied_minor = amount.amount_minor
+        pay.pending = event
+        ledger.unapplied.append(pid)
+
+
+def _settle_cash(
+    run: _Run, pay: _Payment, event: PaymentReceived, cash_minor: int, *, retry: bool
+) -> bool:
+    """Match `cash_minor` of a payment and apply it; False (and `Unapplied` once) when held."""
+    ledger = run.ledger
+    if cash_minor != event.amount.amount_minor:
+        event = replace(event, amount=Money(cash_minor, pay.currency))
+    match = _match_payment(ledger.book, event, run.policy.match)
+    held = _hold_reason(ledger, event, match)
+    if held is not None:
+        if not retry:
+            run.out.append(_unapplied(run, pay, cash_minor, held, match))
+        return False
+    applied_minor = sum(_apply_allocation(run, pay, alloc, match) for alloc in match.allocations)
+    excess_minor = cash_minor - applied_minor
+    if excess_minor > 0:
+        _add_credit(run, pay, excess_minor)
+    return True
+
+
+def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | None:
+    """Why cash waits instead of being applied; None when the match is usable.
+
+    A payment that names invoices we do not hold waits for them rather than being
+    guessed onto another invoice by amount: that is what makes cash-before-invoice
+    end where invoice-before-cash does. Naming an invoice already settled is held
+    too (a likely double payment, for a person to decide).
+    """
+    named = event.invoice_refs + tuple(line.invoice_ref for line in event.remittance)
+    unresolved = bool(named) and all(ledger.book.find(ref) is None for ref in named)
+    weak = match.method == "none" or not match.allocations or match.method in _WEAK_METHODS
+    if unresolved and weak:
+        settled = any(ref in ledger.invoices for ref in named)
+        return "invoice_settled" if settled else "awaiting_invoice"
+    if match.method == "none" or not match.allocations:
+        return "no_match"
+    return None
+
+
+def _unapplied(
+    run: _Run, pay: _Payment, amount_minor: int, reason: str, match: Match | None
+) -> Unapplied:
+    return Unapplied(
+        run.oid("unapplied", pay.payment_id),
+        run.at,
+        pay.payment_id,
+        run.customer_id,
+        amount_minor,
+        pay.currency,
+        reason,
+        match.candidates if match else (),
+        match.evidence if match else (),
+    )
+
+
+def _apply_allocation(run: _Run, pay: _Payment, alloc: Allocation, match: Match) -> int:
+    """Apply one allocation and code its gap; returns the cash applied."""
+    inv = run.ledger.invoices.get(alloc.invoice_number)
+    if inv is None or inv.entry.currency != pay.currency:
+        return 0
+    amount = min(alloc.applied_minor, max(inv.open_minor, 0))
+    if amount > 0:
+        _apply_cash(
+            run,
+            pay,
+            inv,
+            amount,
+            method=match.method,
+            confidence=match.confidence,
+            evidence=match.evidence,
+        )
+    if alloc.gap_minor > 0 and alloc.gap_code:
+        _code_gap(run, pay, inv, alloc.gap_minor, alloc.gap_code)
+    return amount
+
+
+def _apply_cash(
+    run: _Run,
+    pay: _Payment,
+    inv: _Invoice,
+    amount_minor: int,
+    *,
+    method: str,
+    confidence: float,
+    evidence: tuple[str, ...],
+) -> None:
+    number = inv.entry.invoice_number
+    _set_open(run.ledger, inv, inv.open_minor - amount_minor, "cash")
+    pay.apps.append((number, amount_minor))
+    run.touched[number] = None
+    run.out.append(
+        Applied(
+            run.oid("applied", number, pay.payment_id),
+            run.at,
+            pay.payment_id,
+            number,
+            run.customer_id,
+            amount_minor,
+            pay.currency,
+            method,
+            confidence,
+            evidence,
+        )
+    )
+
+
+def _code_gap(run: _Run, pay: _Payment, inv: _Invoice, gap_minor: int, code: str) -> None:
+    """Valid gaps close that part of the invoice; invalid ones stay open and are flagged."""
+    valid = _gap_is_valid(run, inv, gap_minor, code)
+    number = inv.entry.invoice_number
+    if valid:
+        _set_open(run.ledger, inv, inv.open_minor - min(gap_minor, max(inv.open_minor, 0)), "cash")
+    else:
+        inv.flagged_minor += gap_minor
+    run.touched[number] = None
+    run.out.append(
+        ShortPaid(
+            run.oid("short_paid", number, pay.payment_id),
+            run.at,
+            pay.payment_id,
+            number,
+            run.customer_id,
+            gap_minor,
+            pay.currency,
+            code,
+            valid,
+        )
+    )
+
+
+def _gap_is_valid(run: _Run, inv: _Invoice, gap_minor: int, code: str) -> bool:
+    if code in _CLOSING_GAPS:
+        return True
+    if code.startswith("deduction:"):
+        profile = run.ledger.profile
+        allowance_bps = profile.allowance_bps if profile is not None else 0
+        return gap_minor * 10_000 <= inv.entry.amount_minor * allowance_bps
+    if code == "unexplained":
+        return gap_minor <= run.policy.short_pay_tolerance_minor
+    return False
+
+
+def _add_credit(run: _Run, pay: _Payment, excess_minor: int) -> None:
+    ledger = run.ledger
+    if not pay.credit_minor:
+        ledger.credit.setdefault(pay.currency, []).append(pay.payment_id)
+    pay.credit_minor += excess_minor
+    run.out.append(
+        Overpaid(
+            run.oid("overpaid", pay.payment_id),
+            run.at,
+            pay.payment_id,
+            run.customer_id,
+            excess_minor,
+            pay.currency,
+        )
+    )
+
+
+def _use_credit(run: _Run, inv: _Invoice) -> None:
+    """Customer credit pays the next invoice issued, oldest credit first."""
+    ledger = run.ledger
+    queue = ledger.credit.get(inv.entry.currency)
+    while queue and inv.open_minor > 0:
+        pay = ledger.payments[queue[0]]
+        amount = min(pay.credit_minor, inv.open_minor)
+        pay.credit_minor -= amount
+        evidence = (f"credit from payment {pay.payment_id}", "rule: customer_credit")
+        _apply_cash(
+            run, pay, inv, amount, method="customer_credit", confidence=1.0, evidence=evidence
+        )
+        if not pay.credit_minor:
+            queue.pop(0)
+    if queue == []:
+        del ledger.credit[inv.entry.currency]
+
+
+def _retry_unapplied(run: _Run) -> None:
+    """Give every waiting payment another chance, in arrival order."""
+    ledger = run.ledger
+    for pid in list(ledger.unapplied):
+        pay = ledger.payments[pid]
+        if pay.pending is None or not pay.unapplied_minor:
+            continue
+        if _settle_cash(run, pay, pay.pending, pay.unapplied_minor, retry=True):
+            pay.unapplied_minor = 0
+            pay.pending = None
+            ledger.unapplied.remove(pid)
+
+
+# --- money going back ----------------------------------------------------------------
+
+
+def _take_back(run: _Run, pay: _Payment, amount_minor: int) -> tuple[list[tuple[str, int]], int]:
+    """Take cash back from a payment: unapplied, then credit, then applications newest
+    first (reopening them). Returns the hits ("" = not on an invoice) and the rest
+    that found nothing."""
+    ledger = run.ledger
+    hits: list[tuple[str, int]] = []
+    rest = amount_minor
+    take = min(pay.unapplied_minor, rest)
+    if take:
+        pay.unapplied_minor -= take
+        rest -= take
+        hits.append(("", take))
+        if not pay.unapplied_minor:
+            pay.pending = None
+            ledger.unapplied.remove(pay.payment_id)
+    take = min(pay.credit_minor, rest)
+    if take:
+        _drop_credit(ledger, pay, take)
+        rest -= take
+        hits.append(("", take))
+    while rest > 0 and pay.apps:
+        number, applied = pay.apps[-1]
+        take = min(applied, rest)
+        rest -= take
+        if take == applied:
+            pay.apps.pop()
+        else:
+            pay.apps[-1] = (number, applied - take)
+        inv = ledger.invoices.get(number)
+        if inv is not None:
+            _reopen(run, inv, take)
+        hits.append((number, take))
+    return hits, rest
+
+
+def _drop_credit(ledger: Ledger, pay: _Payment, amount_minor: int) -> None:
+    pay.credit_minor -= amount_minor
+    if not pay.credit_minor:
+        queue = ledger.credit[pay.currency]
+        queue.remove(pay.payment_id)
+        if not queue:
+            del ledger.credit[pay.currency]
+
+
+def _on_reversal(run: _Run, event: PaymentReversed) -> None:
+    pay = run.ledger.payments.get(event.payment_id)
+    total = event.amount.amount_minor
+    hits, rest = _take_back(run, pay, total) if pay is not None else ([], total)
+    reason = f"{event.kind.value}: {event.reason}" if event.reason else event.kind.value
+    if rest:
+        hits.append(("", rest))
+    for index, (number, amount) in enumerate(hits):
+        unmatched = rest and index == len(hits) - 1
+        run.out.append(
+            Reversed(
+                run.oid("reversed", number, event.payment_id),
+                run.at,
+                event.payment_id,
+                number,
+                run.customer_id,
+                amount,
+                event.amount.currency,
+                f"{reason} (nothing left to reverse)" if unmatched else reason,
+            )
+        )
+    if pay is not None:
+        _forget_if_spent(run, pay)
+
+
+def _forget_if_spent(run: _Run, pay: _Payment) -> None:
+    """A payment with nothing left stays until the retention window passes (idempotency)."""
+    if pay.is_spent():
+        _schedule_drop(run, is_invoice=False, key=pay.payment_id, settled_at=run.at)
+
+
+# --- disputes ---------------------------------------------------------------------------
+
+
+def _on_dispute(run: _Run, event: DisputeUpdated) -> None:
+    phase = event.phase
+    dispute = run.ledger.disputes.get(event.dispute_id)
+    if phase in (DisputePhase.OPENED, DisputePhase.FUNDS_WITHDRAWN):
+        if dispute is None:
+            _open_dispute(run, event)
+    elif phase in (DisputePhase.WON, DisputePhase.FUNDS_REINSTATED):
+        if dispute is not None:
+            _win_dispute(run, event, dispute)
+    else:
+        if dispute is None:
+            dispute = _open_dispute(run, event)
+        _lose_dispute(run, event, dispute)
+
+
+def _open_dispute(run: _Run, event: DisputeUpdated) -> _Dispute:
+    """Reverse the applications the disputed cash hit; those invoices become disputed."""
+    ledger = run.ledger
+    pay = ledger.payments.get(event.payment_id)
+    dispute = _Dispute(event.payment_id, event.amount.currency)
+    ledger.disputes[event.dispute_id] = dispute
+    total = event.amount.amount_minor
+    hits, rest = _take_back(run, pay, total) if pay is not None else ([], total)
+    for number, _ in hits:
+        inv = ledger.invoices.get(number) if number else None
+        if inv is not None:
+            inv.disputes += 1
+    dispute.hits = hits + ([("", rest)] if rest else [])
+    _chargebacks(run, event, dispute.hits, "opened")
+    return dispute
+
+
+def _win_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
+    """Re-apply what the dispute took; cash not on an invoice returns as credit."""
+    ledger = run.ledger
+    del ledger.disputes[event.dispute_id]
+    pay = ledger.payments.get(dispute.payment_id)
+    _chargebacks(run, event, dispute.hits, "won")
+    if pay is None:
+        return
+    evidence = (f"dispute {event.dispute_id} won", "rule: chargeback_won")
+    for number, amount in dispute.hits:
+        inv = ledger.invoices.get(number) if number else None
+        applied = 0
+        if inv is not None:
+            inv.disputes -= 1
+            run.touched[number] = None
+            applied = min(amount, max(inv.open_minor, 0))
+            if applied:
+                _apply_cash(
+                    run,
+                    pay,
+                    inv,
+                    applied,
+                    method="chargeback_won",
+                    confidence=1.0,
+                    evidence=evidence,
+                )
+        if amount - applied:
+            _add_credit(run, pay, amount - applied)
+
+
+def _lose_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
+    """The money stays out; disputed invoices stay open as reopened."""
+    ledger = run.ledger
+    ledger.disputes.pop(event.dispute_id, None)
+    for number, _ in dispute.hits:
+        inv = ledger.invoices.get(number) if number else None
+        if inv is not None:
+            inv.disputes -= 1
+            inv.reopened = inv.open_minor > 0
+            run.touched[number] = None
+    if event.phase is DisputePhase.LOST:
+        _chargebacks(run, event, dispute.hits, "lost")
+    pay = ledger.payments.get(dispute.payment_id)
+    if pay is not None:
+        _forget_if_spent(run, pay)
+
+
+def _chargebacks(
+    run: _Run, event: DisputeUpdated, hits: list[tuple[str, int]], status: str
+) -> None:
+    """One `chargeback` per hit; the dispute fee is coded once, on the first."""
+    fee_minor = event.fee_minor
+    for number, amount in hits or [("", 0)]:
+        run.out.append(
+            Chargeback(
+                run.oid("chargeback", number, event.payment_id, status),
+                run.at,
+                event.payment_id,
+                number,
+                run.customer_id,
+                amount,
+                event.amount.currency,
+                status,
+                event.dispute_id,
+                fee_minor,
+            )
+        )
+        fee_minor = 0
+
+
+# --- timers ------------------------------------------------------------------------------
+
+
+def _schedule_due(run: _Run, inv: _Invoice) -> None:
+    """Put an open invoice in its due-date group; the group owns one timer."""
+    ledger = run.ledger
+    due_at = inv.entry.due_at
+    group = ledger.due_groups.get(due_at)
+    if group is None:
+        fire_at = _next_checkpoint(run, due_at, run.at)
+        if fire_at is None:
+            return
+        group = ledger.due_groups[due_at] = _DueGroup(run.at)
+        heapq.heappush(ledger.timers, (fire_at, _TIMER_DUE, due_at))
+    group.numbers.append(inv.entry.invoice_number)
+
+
+def _next_checkpoint(run: _Run, due_at: datetime, after: datetime) -> datetime | None:
+    steps = run.policy.dunning.steps_for(_segment(run.ledger))
+    candidates = [moment for moment in (next_step_at(due_at, steps, after),) if moment]
+    if after <= due_at:
+        candidates.append(due_at + _JUST_AFTER)  # the overdue transition
+    return min(candidates) if candidates else None
+
+
+def _segment(ledger: Ledger) -> str:
+    return ledger.profile.segment if ledger.profile is not None else "standard"
+
+
+def _fire_due_group(run: _Run, due_at: datetime) -> None:
+    ledger = run.ledger
+    group = ledger.due_groups.get(due_at)
+    if group is None:
+        return
+    now = run.at
+    steps = run.policy.dunning.steps_for(_segment(ledger))
+    step = latest_step(due_at, steps, group.done_until, now)
+    crossing = group.done_until <= due_at < now
+    alive: dict[str, None] = {}
+    for number in group.numbers:
+        inv = ledger.invoices.get(number)
+        if inv is None or inv.open_minor <= 0 or number in alive:
+            continue
+        alive[number] = None
+        if crossing:
+            _timer_status(run, inv)
+        if step is not None and not inv.disputes:
+            run.out.append(
+                ReminderDue(
+                    make_outcome_id("reminder_due", run.customer_id, number, step.name, due_at),
+                    now,
+                    number,
+                    run.customer_id,
+                    step.name,
+                    inv.open_minor,
+                    inv.entry.currency,
+                )
+            )
+    group.numbers = list(alive)
+    group.done_until = now
+    fire_at = _next_checkpoint(run, due_at, now)
+    if fire_at is None or not alive:
+        del ledger.due_groups[due_at]
+        return
+    heapq.heappush(ledger.timers, (fire_at, _TIMER_DUE, due_at))
+
+
+def _timer_status(run: _Run, inv: _Invoice) -> None:
+    status = _status(inv, run.at)
+    if status == inv.status:
+        return
+    inv.status = status
+    number = inv.entry.invoice_number
+    outcome_id = make_outcome_id(
+        "invoice_status", run.customer_id, number, status, inv.entry.due_at
+    )
+    run.out.append(_status_outcome(run, inv, outcome_id))
+
+
+def _track_settlement(run: _Run, inv: _Invoice) -> None:
+    """Settled invoices (nothing open, no dispute) are scheduled to leave the state."""
+    settled = inv.open_minor <= 0 and not inv.disputes
+    if not settled:
+        inv.settled_at = None
+    elif inv.settled_at is None:
+        inv.settled_at = run.at
+        _schedule_drop(run, is_invoice=True, key=inv.entry.invoice_number, settled_at=run.at)
+
+
+def _schedule_drop(run: _Run, *, is_invoice: bool, key: str, settled_at: datetime) -> None:
+    """Retention is swept per day: one timer per day however many items settle."""
+    ledger = run.ledger
+    start = settled_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = start + timedelta(days=run.policy.settled_retention_days) + _DAY
+    bucket = ledger.drop_days.get(day)
+    if bucket is None:
+        bucket = ledger.drop_days[day] = []
+        heapq.heappush(ledger.timers, (day, _TIMER_DROP, day))
+    bucket.append((is_invoice, key))
+
+
+def _fire_drop_day(run: _Run, day: datetime) -> None:
+    ledger = run.ledger
+    retention = timedelta(days=run.policy.settled_retention_days)
+    dropped: set[str] = set()
+    for is_invoice, key in ledger.drop_days.pop(day, ()):
+        if is_invoice:
+            inv = ledger.invoices.get(key)
+            if inv is not None and inv.settled_at and inv.settled_at + retention <= run.at:
+                del ledger.invoices[key]
+                dropped.add(key)
+        else:
+            pay = ledger.payments.get(key)
+            if pay is not None and pay.is_spent() and not _in_dispute(ledger, key):
+                del ledger.payments[key]
+    if dropped:
+        _prune_payments(ledger, dropped)
+
+
+def _prune_payments(ledger: Ledger, dropped: set[str]) -> None:
+    """Applications to dropped invoices go with them; spent payments leave too."""
+    for pid in list(ledger.payments):
+        pay = ledger.payments[pid]
+        if any(number in dropped for number, _ in pay.apps):
+            pay.apps = [app for app in pay.apps if app[0] not in dropped]
+            if pay.is_spent() and not _in_dispute(ledger, pid):
+                del ledger.payments[pid]
+
+
+def _in_dispute(ledger: Ledger, payment_id: str) -> bool:
+    return any(d.payment_id == payment_id for d in ledger.disputes.values())
