@@ -241,7 +241,8 @@ def load_ledger(client: Any, invoices: int, applications: int) -> float:
         "{invoices:UInt64}": str(int(invoices)),
         "{applications:UInt64}": str(int(applications)),
     }
-    for statement in _LEDGER_SQL:
+    for template in _LEDGER_SQL:
+        statement = template
         for placeholder, value in sizes.items():
             statement = statement.replace(placeholder, value)
         client.command(statement)
