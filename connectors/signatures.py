@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Sequence
 from datetime import datetime
 
-import stripe
+from stripe import SignatureVerificationError, WebhookSignature
 
 __all__ = [
     "STRIPE_TOLERANCE_S",
@@ -85,8 +85,8 @@ def verify_stripe(
         raise BadSignatureError("missing_signature")
     for secret in secrets:
         try:
-            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=None)
-        except stripe.SignatureVerificationError:
+            WebhookSignature.verify_header(payload, header, secret, tolerance=None)
+        except SignatureVerificationError:
             continue
         except UnicodeDecodeError:
             raise BadSignatureError() from None
@@ -103,7 +103,7 @@ def verify_stripe(
 def sign_stripe(payload: bytes | str, secret: str, timestamp: int) -> str:
     """A `Stripe-Signature` header value, as Stripe computes it (tests, load driver)."""
     text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-    header: str = stripe.WebhookSignature.generate_signature_header(text, secret, timestamp)
+    header: str = WebhookSignature.generate_signature_header(text, secret, timestamp)
     return header
 
 
