@@ -39,6 +39,7 @@ from arrecon.state.events import (
     PaymentReceived,
     PaymentReversed,
 )
+from arrecon.state.references import core_key, extract_references, normalize_reference
 
 __all__ = [
     "CustomerIndex",
@@ -151,33 +152,27 @@ def normalize_account(text: str) -> str:
 
 
 def _normalize_ref(text: str) -> str:
-    """Invoice and PO numbers: "INV-4711", "inv 4711" and "INV4711" are one key."""
-    return re.sub(r"[^0-9A-Za-z]", "", text).upper()
+    """Invoice and PO numbers share the matcher's key: "INV-004711" -> "INV4711"."""
+    return normalize_reference(text)
 
 
-_TOKEN = re.compile(r"[0-9A-Za-z]+(?:[-/_.#][0-9A-Za-z]+)*")
-_MIN_REF_LENGTH = 4
-_MAX_TEXT_CANDIDATES = 32
+def _core(ref_key: str) -> str | None:
+    """The numeric core of a ref key ("INV4711" -> "4711"), when long enough to trust.
 
-
-def _text_ref_candidates(text: str) -> list[str]:
-    """Tokens of free text that could be an invoice or PO number.
-
-    Why candidates rather than a strict pattern: numbering schemes differ per
-    seller, so every token holding a digit is looked up (and "INV 4711" is also
-    tried joined). Only tokens the index knows become evidence.
+    Why: payers drop prefixes ("Rechnung 4711"); the core is looked up only
+    after exact keys, with a lower confidence.
     """
-    tokens = _TOKEN.findall(text)
-    found: list[str] = []
-    for position, token in enumerate(tokens):
-        if any(ch.isdigit() for ch in token):
-            found.append(token)
-            previous = tokens[position - 1] if position else ""
-            if previous.isalpha() and len(previous) <= 6:
-                found.append(previous + token)
-    refs = [_normalize_ref(token) for token in found]
-    unique = [ref for ref in dict.fromkeys(refs) if len(ref) >= _MIN_REF_LENGTH]
-    return unique[:_MAX_TEXT_CANDIDATES]
+    core = core_key(ref_key)
+    return core if len(core) >= _MIN_CORE_LENGTH else None
+
+
+_MIN_CORE_LENGTH = 4
+CORE_PREFIX = "core:"
+
+
+def _text_refs(text: str) -> list[str]:
+    """Reference keys mined from free text by the shared extractor."""
+    return [token.key for token in extract_references(text)]
 
 
 # --- queries, facts, answers -----------------------------------------------------
@@ -218,14 +213,18 @@ class Fact:
     value: str
     customer_id: str
 
-    def store_key(self) -> str | None:
-        """The store key, or None when the value normalises to nothing."""
+    def store_keys(self) -> tuple[str, ...]:
+        """The store keys (none when the value normalises to nothing).
+
+        A ref is also written under its numeric core, so "4711" finds "INV-4711".
+        """
         token = _normalize(self.kind, self.value)
         if not token:
-            return None
+            return ()
         if self.kind is FactKind.NAME:
-            return f"{NAME_PREFIX}{token}{_NAME_SEPARATOR}{self.customer_id}"
-        return f"{self.kind}:{token}"
+            return (f"{NAME_PREFIX}{token}{_NAME_SEPARATOR}{self.customer_id}",)
+        core = _core(token) if self.kind is FactKind.REF else None
+        return (f"{self.kind}:{token}",) + ((f"{CORE_PREFIX}{core}",) if core else ())
 
 
 def _normalize(kind: FactKind, value: str) -> str:
@@ -257,6 +256,7 @@ class IndexPolicy:
     confidence_external: float = 0.99
     confidence_invoice_ref: float = 0.98
     confidence_text_ref: float = 0.92
+    confidence_ref_core: float = 0.8
     confidence_account: float = 0.9
     # A fuzzy name match scores at most this (times score / 100).
     confidence_name: float = 0.85
@@ -273,6 +273,7 @@ class _Plan:
     external: tuple[str, ...]
     explicit_refs: tuple[str, ...]
     text_refs: tuple[str, ...]
+    core_refs: tuple[str, ...]
     account: tuple[str, ...]
 
     def all_keys(self) -> Iterable[str]:
@@ -280,6 +281,7 @@ class _Plan:
         yield from self.external
         yield from self.explicit_refs
         yield from self.text_refs
+        yield from self.core_refs
         yield from self.account
 
 
@@ -290,13 +292,16 @@ def _keys(kind: FactKind, values: Iterable[str]) -> tuple[str, ...]:
 
 def _plan(query: ResolveQuery) -> _Plan:
     explicit = _keys(FactKind.REF, query.invoice_refs)
-    mined = (ref for text in query.references for ref in _text_ref_candidates(text))
+    mined = (ref for text in query.references for ref in _text_refs(text))
     text_refs = tuple(key for key in _keys(FactKind.REF, mined) if key not in explicit)
+    ref_prefix = f"{FactKind.REF}:"
+    cores = (_core(key.removeprefix(ref_prefix)) for key in explicit + text_refs)
     return _Plan(
         payment=_keys(FactKind.PAYMENT, [query.payment_id] if query.payment_id else []),
         external=_keys(FactKind.EXTERNAL_ID, query.external_ids),
         explicit_refs=explicit,
         text_refs=text_refs,
+        core_refs=tuple(dict.fromkeys(f"{CORE_PREFIX}{core}" for core in cores if core)),
         account=_keys(FactKind.ACCOUNT, [query.payer_account] if query.payer_account else []),
     )
 
@@ -338,9 +343,8 @@ class CustomerIndex:
         """Write a batch of lessons with one `set_many` (nothing when empty)."""
         items: dict[str, str] = {}
         for fact in facts:
-            key = fact.store_key()
-            if key and fact.customer_id:
-                items[key] = fact.customer_id
+            if fact.customer_id:
+                items.update(dict.fromkeys(fact.store_keys(), fact.customer_id))
         if items:
             self._store.set_many(items)
 
@@ -360,6 +364,7 @@ class CustomerIndex:
             ("external_id", plan.external, policy.confidence_external),
             ("invoice_ref", plan.explicit_refs, policy.confidence_invoice_ref),
             ("text_ref", plan.text_refs, policy.confidence_text_ref),
+            ("ref_core", plan.core_refs, policy.confidence_ref_core),
             ("payer_account", plan.account, policy.confidence_account),
         )
         for method, keys, confidence in tiers:
