@@ -125,7 +125,11 @@ def _statements(records: list[tuple[str, str]], default_at: datetime) -> list[St
             accounts[-1].details.append((body, []))
         elif code == "88":
             _continue(accounts, body)
-    return [_statement_or_rejection(file_id, a, default_at) for a in accounts]
+    # The account position keeps ids distinct when a file repeats an account.
+    return [
+        _statement_or_rejection(f"{file_id}:{n}", account, default_at)
+        for n, account in enumerate(accounts)
+    ]
 
 
 def _continue(accounts: list[_Account], body: str) -> None:

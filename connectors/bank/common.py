@@ -262,8 +262,10 @@ def _unique(txn: BankTxn, seen: set[str], statement_id: str, index: int) -> Bank
     # A credit and its later reversal share the payment id on purpose.
     side = "C" if txn.credit else "D"
     entry = txn.entry_id
-    if f"{side}{entry}" in seen:
-        entry = f"{entry}#{statement_id}:{index}"
+    base, extra = entry, 0
+    while f"{side}{entry}" in seen:
+        extra += 1
+        entry = f"{base}#{statement_id}:{index}" + (f"#{extra}" if extra > 1 else "")
     seen.add(f"{side}{entry}")
     if entry == txn.entry_id:
         return txn
