@@ -6,16 +6,19 @@ MGET) and every lesson of a batch into ONE `set_many` (a pipeline), so the cost
 is one round trip per batch, never one per event.
 
 Keys are `<kind>:<normalised token>` with kind one of `ext` (external customer
-ids, emails), `ref` (invoice, PO and provider invoice ids), `pay` (payment,
-reversal and dispute ids), `acct` (payer bank accounts). Names and aliases are
-written as `name:<normalised alias>|<customer id>` so two customers may share an
-alias; `names()` lists them for the fuzzy pass.
+ids, emails), `ref` (invoice, PO and provider invoice ids, keyed like the
+matcher's `normalize_reference`), `core` (a ref's numeric core, for payers who
+drop the prefix), `pay` (payment, reversal and dispute ids), `acct` (payer bank
+accounts). Names and aliases are written as `name:<normalised alias>|<customer
+id>` so two customers may share an alias; `names()` lists them for the fuzzy
+pass.
 
 Cascade, first decisive tier wins: explicit customer id, payment id, external
-ids, explicit invoice/PO refs, refs mined from free text, learned payer account,
-payer name (rapidfuzz, unique best above a threshold with a margin). Two
-customers within one tier make the payload ambiguous: unresolved, with evidence.
-A store holds one customer per key, so the last fact written for a key wins.
+ids, explicit invoice/PO refs, refs mined from free text, numeric cores of
+either, learned payer account, payer name (rapidfuzz, unique best above a
+threshold with a margin). Two customers within one tier make the payload
+ambiguous: unresolved, with evidence. A store holds one customer per key, so
+the last fact written for a key wins.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from arrecon.state.events import (
 from arrecon.state.references import core_key, extract_references, normalize_reference
 
 __all__ = [
+    "CORE_PREFIX",
+    "NAME_PREFIX",
     "CustomerIndex",
     "DictStore",
     "Fact",

@@ -196,6 +196,37 @@ def test_rate_card_mismatch_alone_is_not_drift() -> None:
     assert found == []
 
 
+def test_one_large_surcharged_charge_is_not_a_price_change() -> None:
+    """Effective rate jumps, the typical line does not: no alarm. Then all lines move."""
+    monitor, _ = run(Market(15, international_share=0.0, conversion_share=0.0).payouts(30))
+    small = [
+        PayoutLine("charge", f"ch_s{n}", 2_000, 88, ("stripe_fee",), "card") for n in range(60)
+    ]
+    big_gross = 100_000  # $1,000 international card at 4.4% + 30: 45% of the gross
+    big = PayoutLine("charge", "ch_big", big_gross, big_gross * 440 // 10_000 + 30, (), "card")
+    lumpy = PayoutSettled(
+        "e1", MONDAY + timedelta(days=30), "stripe", "po_lumpy", "USD", 0, (*small, big)
+    )
+    observed = rate_bps(
+        sum(x.fee_minor for x in lumpy.lines), sum(x.gross_minor for x in lumpy.lines)
+    )
+    expected = rate_bps(
+        sum(RateCard(290, 30).fee_minor(x.gross_minor) for x in lumpy.lines), 220_000
+    )
+    assert observed - expected >= 60
+    monitor, outcomes = observe(monitor, lumpy)
+    assert outcomes == []
+    pricier = tuple(
+        PayoutLine("charge", f"ch_p{n}", 2_000, 2_000 * 340 // 10_000 + 30, ("stripe_fee",), "card")
+        for n in range(60)
+    )
+    raised = PayoutSettled(
+        "e2", MONDAY + timedelta(days=31), "stripe", "po_raised", "USD", 0, pricier
+    )
+    _, outcomes = observe(monitor, raised)
+    assert [(a.reason, a.scope) for a in outcomes] == [("rate_drift", "po_raised")]
+
+
 def test_small_payouts_are_not_judged_alone() -> None:
     lines = tuple(
         PayoutLine("charge", f"ch_{n}", 1_000, 500, ("stripe_fee",), "card") for n in range(5)

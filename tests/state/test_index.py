@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +26,7 @@ from arrecon.state.events import (
     ReversalKind,
 )
 from arrecon.state.index import (
+    NAME_PREFIX,
     CustomerIndex,
     DictStore,
     Fact,
@@ -482,3 +484,67 @@ def test_every_learned_ref_resolves_to_its_last_writer(refs: dict[str, str]) -> 
             owners[normalize_reference(ref)],
             "invoice_ref",
         )
+
+
+class RedisIndexStore:
+    """The protocol over real Redis: MGET for look-ups, one pipeline for lessons.
+
+    Names live in a hash (field = store key, value = customer) read with HGETALL.
+    """
+
+    def __init__(self, client: Any, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.round_trips = 0
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        self.round_trips += 1
+        values = self.client.mget([f"{self.namespace}{key}" for key in keys])
+        return [value.decode() if value is not None else None for value in values]
+
+    def set_many(self, items: Mapping[str, str]) -> None:
+        self.round_trips += 1
+        pipe = self.client.pipeline(transaction=False)
+        names = {key: value for key, value in items.items() if key.startswith(NAME_PREFIX)}
+        pipe.mset({f"{self.namespace}{key}": value for key, value in items.items()})
+        if names:
+            pipe.hset(f"{self.namespace}names", mapping=names)
+        pipe.execute()
+
+    def names(self) -> Sequence[tuple[str, str]]:
+        self.round_trips += 1
+        raw = self.client.hgetall(f"{self.namespace}names")
+        return [
+            (key.decode()[len(NAME_PREFIX) :].rpartition("|")[0], value.decode())
+            for key, value in raw.items()
+        ]
+
+
+@pytest.mark.integration
+def test_same_answers_over_redis_in_one_round_trip_per_batch(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    remote = RedisIndexStore(client, "test-index:")
+    local = DictStore()
+    facts = [
+        *CustomerIndex.facts_for(customer("C1", "ACME Corp.", bank_accounts=("DE44 5001",)), "C1"),
+        *CustomerIndex.facts_for(customer("C2", "Acme Corp Holdings"), "C2"),
+        *CustomerIndex.facts_for(invoice("INV-4711", "C1", "PO-1234"), "C1"),
+        *CustomerIndex.facts_for(invoice("INV-4712", "C2"), "C2"),
+    ]
+    for store in (remote, local):
+        CustomerIndex(store).learn(facts)
+    queries = [
+        ResolveQuery(invoice_refs=("inv 4711",)),
+        ResolveQuery(references=("PO 1234 and INV-4712",)),
+        ResolveQuery(payer_account="de445001"),
+        ResolveQuery(payer_name="ACME CORP HOLDINGS"),
+        ResolveQuery(payer_name="Nobody Ltd"),
+    ]
+    remote.round_trips = 0
+    over_redis = CustomerIndex(remote).resolve_many(queries)
+    assert remote.round_trips == 2  # MGET + the (cacheable) names read
+    assert over_redis == CustomerIndex(local).resolve_many(queries)
+    assert [a.customer_id for a in over_redis] == ["C1", None, "C1", "C2", None]
+    client.close()
