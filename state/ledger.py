@@ -359,7 +359,7 @@ def apply(
     ensure_utc(now)
     state = ledger if ledger is not None else Ledger(customer_id)
     run = _Run(state, policy, event.event_id, ensure_utc(event.occurred_at))
-    if event.event_id in state.seen:
+    if _is_duplicate(state, event):
         run.out.append(Duplicate(run.oid("duplicate"), run.at, _subject(event), event.event_id))
     else:
         _remember(state, event.event_id, policy)
@@ -403,6 +403,18 @@ def _subject(event: CustomerEvent) -> str:
     if isinstance(event, (InvoiceIssued, InvoiceAdjusted)):
         return event.invoice_number
     return event.customer_id
+
+
+def _is_duplicate(ledger: Ledger, event: CustomerEvent) -> bool:
+    """Seen event id, seen payment id, or an invoice number already held."""
+    if event.event_id in ledger.seen:
+        return True
+    if isinstance(event, PaymentReceived):
+        pid = event.payment_id
+        return f"payment:{pid}" in ledger.seen or pid in ledger.payments
+    if isinstance(event, InvoiceIssued):
+        return event.invoice_number in ledger.invoices
+    return False
 
 
 def _remember(ledger: Ledger, key: str, policy: LedgerPolicy) -> None:
@@ -463,9 +475,6 @@ def _status_outcome(run: _Run, inv: _Invoice, outcome_id: str) -> InvoiceStatus:
 def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
     ledger = run.ledger
     number = event.invoice_number
-    if number in ledger.invoices:
-        run.out.append(Duplicate(run.oid("duplicate", number), run.at, number, event.event_id))
-        return
     amount = event.amount
     entry = OpenInvoice(
         number,
@@ -542,6 +551,7 @@ def _set_open(ledger: Ledger, inv: _Invoice, open_minor: int, closing: str) -> N
     old = inv.open_minor
     entry = inv.entry
     inv.open_minor = open_minor
+    inv.flagged_minor = min(inv.flagged_minor, max(open_minor, 0))
     totals = ledger.open_totals
     totals[entry.currency] = totals.get(entry.currency, 0) + max(open_minor, 0) - max(old, 0)
     number = entry.invoice_number
@@ -572,11 +582,7 @@ def _reopen(run: _Run, inv: _Invoice, amount_minor: int) -> None:
 def _on_payment(run: _Run, event: PaymentReceived) -> None:
     ledger = run.ledger
     pid = event.payment_id
-    seen_key = f"payment:{pid}"
-    if seen_key in ledger.seen or pid in ledger.payments:
-        run.out.append(Duplicate(run.oid("duplicate", pid), run.at, pid, event.event_id))
-        return
-    _remember(ledger, seen_key, run.policy)
+    _remember(ledger, f"payment:{pid}", run.policy)
     amount = event.amount
     pay = _Payment(pid, amount.currency, amount.amount_minor)
     if amount.amount_minor <= 0:
