@@ -167,7 +167,7 @@ def buckets(row: dict[str, Any]) -> tuple[int, ...]:
 
 
 # (moment, dimension, key, currency) -> (current, 1-30, 31-60, 61-90, 90+, total, count)
-AGING_CASES = [
+AGING_CASES: list[tuple[datetime, str, str, str, tuple[int, ...]]] = [
     (T, "customer_id", "C1", "USD", (5_000, 0, 13_000, 0, 0, 18_000, 3)),
     (T, "customer_id", "C2", "USD", (0, 0, 0, 0, 20_000, 20_000, 1)),
     (T, "customer_id", "C3", "EUR", (0, 1_800, 0, 0, 0, 1_800, 1)),
@@ -186,10 +186,12 @@ AGING_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("as_of", "dimension", "key", "currency", "expected"), AGING_CASES)
-def test_aging_buckets(
-    db: Any, as_of: datetime, dimension: str, key: str, currency: str, expected: tuple[int, ...]
-) -> None:
+AgingCase = tuple[datetime, str, str, str, tuple[int, ...]]
+
+
+@pytest.mark.parametrize("case", AGING_CASES, ids=lambda c: f"{c[0]:%m-%d}-{c[1]}-{c[2]}")
+def test_aging_buckets(db: Any, case: AgingCase) -> None:
+    as_of, dimension, key, currency, expected = case
     rows = by(run_view(db, "aging", as_of=as_of, dimension=dimension), "key", "currency")
     assert buckets(rows[(key, currency)]) == expected
 
