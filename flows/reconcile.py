@@ -17,10 +17,10 @@ import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
@@ -29,6 +29,7 @@ from arrecon.connectors.envelope import RawEnvelope
 from arrecon.flows.steps import (
     PROCESSOR_PREFIX,
     CustomerStep,
+    InputError,
     ProcessorStep,
     Resolver,
     Routed,
@@ -63,24 +64,25 @@ def _restore(snapshot: bytes | None) -> Any:
 
 
 class _ResolverLogic(StatefulBatchLogic[Stamped, Routed | Tagged, bytes]):
-    def __init__(self, resolver: Resolver, keep_index: bool) -> None:
+    def __init__(self, resolver: Resolver, store: IndexStore, keep_index: bool) -> None:
         self.resolver = resolver
+        self.store = store
         self.keep_index = keep_index
 
     def on_batch(self, values: list[Stamped]) -> tuple[Iterable[Routed | Tagged], bool]:
         return self.resolver.on_batch(values), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        store = self.resolver.index.store if self.keep_index else None
+        store = self.store if self.keep_index else None
         return pickle.dumps((self.resolver.parked, store), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class _CustomerLogic(StatefulBatchLogic[Stamped, Tagged, bytes]):
+class _CustomerLogic(StatefulBatchLogic[Routed, Tagged, bytes]):
     def __init__(self, step: CustomerStep | None, config: FlowConfig) -> None:
         self.step = step
         self.config = config
 
-    def on_batch(self, values: list[Routed]) -> tuple[Iterable[Tagged], bool]:  # type: ignore[override]
+    def on_batch(self, values: list[Routed]) -> tuple[Iterable[Tagged], bool]:
         if self.step is None:
             self.step = CustomerStep(values[0].key, self.config.ledger_policy)
         out = self.step.on_items(routed.item for routed in values)
@@ -114,6 +116,20 @@ class _ProcessorLogic(StatefulBatchLogic[Routed, Tagged, bytes]):
         return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _processor_builder(config: FlowConfig) -> Callable[[bytes | None], _ProcessorLogic]:
+    def build(snapshot: bytes | None) -> _ProcessorLogic:
+        return _ProcessorLogic(_restore(snapshot) or ProcessorStep(config.fee_policy))
+
+    return build
+
+
+def _customer_builder(config: FlowConfig) -> Callable[[bytes | None], _CustomerLogic]:
+    def build(snapshot: bytes | None) -> _CustomerLogic:
+        return _CustomerLogic(_restore(snapshot), config)
+
+    return build
+
+
 def _resolver_builder(config: FlowConfig) -> Callable[[bytes | None], _ResolverLogic]:
     def build(snapshot: bytes | None) -> _ResolverLogic:
         parked, saved_store = _restore(snapshot) or ([], None)
@@ -122,13 +138,25 @@ def _resolver_builder(config: FlowConfig) -> Callable[[bytes | None], _ResolverL
         else:
             store = saved_store if saved_store is not None else DictStore()
         resolver = Resolver(CustomerIndex(store), parked)
-        return _ResolverLogic(resolver, keep_index=config.index_store is None)
+        return _ResolverLogic(resolver, store, keep_index=config.index_store is None)
 
     return build
 
 
+def _is_stamped(item: Stamped | Tagged) -> TypeGuard[Stamped]:
+    return isinstance(item, Stamped)
+
+
+def _is_routed(item: Routed | Tagged) -> TypeGuard[Routed]:
+    return isinstance(item, Routed)
+
+
+def _is_processor(pair: tuple[str, Routed]) -> bool:
+    return pair[0].startswith(PROCESSOR_PREFIX)
+
+
 def build_flow(
-    source: Source[RawEnvelope],
+    source: Source[RawEnvelope | InputError],
     sink: Sink[Tagged],
     config: FlowConfig | None = None,
     flow_id: str = "arrecon",
@@ -138,29 +166,22 @@ def build_flow(
     flow = Dataflow(flow_id)
     envelopes = op.input("envelopes", flow, source)
     decoded = op.flat_map("decode", envelopes, decode_stamped)
-    split = op.branch("split_rejects", decoded, lambda item: isinstance(item, Stamped))
-    keyed = op.key_on("one_resolver", split.trues, lambda _item: RESOLVER_KEY)
-    resolved = op.stateful_batch("resolve", keyed, _resolver_builder(config))
-    resolved = op.key_rm("resolved", resolved)
-    routed_or_tagged = op.branch("split_parked", resolved, lambda item: isinstance(item, Routed))
-    routed = op.key_on("route", routed_or_tagged.trues, lambda item: item.key)
-    by_kind = op.branch(
-        "split_processors", routed, lambda pair: pair[0].startswith(PROCESSOR_PREFIX)
+    split = op.branch("split_rejects", decoded, _is_stamped)
+    rejected = cast(Stream[Tagged], split.falses)
+    to_resolver = op.key_on("one_resolver", split.trues, lambda _item: RESOLVER_KEY)
+    resolved = op.key_rm(
+        "resolved", op.stateful_batch("resolve", to_resolver, _resolver_builder(config))
     )
-    fee_outcomes = op.stateful_batch(
-        "fees",
-        by_kind.trues,
-        lambda snapshot: _ProcessorLogic(_restore(snapshot) or ProcessorStep(config.fee_policy)),
-    )
-    customer_outcomes = op.stateful_batch(
-        "ledgers",
-        by_kind.falses,
-        lambda snapshot: _CustomerLogic(_restore(snapshot), config),
-    )
+    placed = op.branch("split_parked", resolved, _is_routed)
+    parked = cast(Stream[Tagged], placed.falses)
+    routed = op.key_on("route", placed.trues, lambda item: item.key)
+    by_kind = op.branch("split_processors", routed, _is_processor)
+    fee_outcomes = op.stateful_batch("fees", by_kind.trues, _processor_builder(config))
+    customer_outcomes = op.stateful_batch("ledgers", by_kind.falses, _customer_builder(config))
     outcomes = op.merge(
         "outcomes",
-        split.falses,
-        routed_or_tagged.falses,
+        rejected,
+        parked,
         op.key_rm("fee_outcomes", fee_outcomes),
         op.key_rm("customer_outcomes", customer_outcomes),
     )

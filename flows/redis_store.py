@@ -25,7 +25,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis[bytes],
         prefix: str = "arrecon:idx:",
         names_ttl_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -52,7 +52,9 @@ class RedisStore:
         self.round_trips += 1
         pipe = self.client.pipeline(transaction=False)
         pipe.mset({self.prefix + key: value for key, value in items.items()})
-        names = {key: value for key, value in items.items() if key.startswith(NAME_PREFIX)}
+        names: dict[str | bytes, bytes | float | int | str] = {
+            key: value for key, value in items.items() if key.startswith(NAME_PREFIX)
+        }
         if names:
             pipe.hset(self.names_key, mapping=names)
             self._names_loaded_at = None
@@ -78,6 +80,7 @@ def redis_store_factory(url: str, prefix: str = "arrecon:idx:") -> Callable[[], 
     """A picklable-free factory: each worker connects on its own."""
 
     def build() -> IndexStore:
-        return RedisStore(redis.Redis.from_url(url), prefix=prefix)
+        client: redis.Redis[bytes] = redis.Redis.from_url(url)
+        return RedisStore(client, prefix=prefix)
 
     return build

@@ -193,7 +193,7 @@ def replay(
     meter = _Progress(size, sys.stderr if show else None)
     sink = CollectSink()
     flow = build_flow(JsonlSource(input_path, meter), sink, config or FlowConfig())
-    run_main(flow)
+    run_main(flow)  # type: ignore[no-untyped-call]
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / "outcomes.jsonl"
     with out_path.open("wb") as handle:

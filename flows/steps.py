@@ -19,9 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from arrecon.connectors.registry import decode_envelope
-
 from arrecon.connectors.envelope import RawEnvelope
+from arrecon.connectors.registry import decode_envelope
 from arrecon.state import fees, ledger
 from arrecon.state.events import (
     CustomerUpserted,
@@ -34,12 +33,13 @@ from arrecon.state.events import (
     PayoutCredited,
     PayoutSettled,
 )
-from arrecon.state.index import CustomerIndex, ResolveQuery
+from arrecon.state.index import CustomerIndex, Fact, FactKind, ResolveQuery
 from arrecon.state.outcomes import Outcome, Rejected, Unapplied, make_outcome_id
 
 __all__ = [
     "CustomerStep",
     "InputError",
+    "Parked",
     "ProcessorStep",
     "Resolver",
     "Routed",
@@ -144,6 +144,15 @@ def _teaches(event: Event) -> bool:
     return isinstance(event, CustomerUpserted | InvoiceIssued | InvoiceAdjusted | PaymentReceived)
 
 
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """An event waiting for a customer, with the index keys that could place it."""
+
+    item: Stamped
+    query: ResolveQuery
+    wanted: frozenset[str]
+
+
 @dataclass
 class Resolver:
     """Places each event with a customer, in input order, parking what it cannot.
@@ -151,11 +160,12 @@ class Resolver:
     One instance sees the whole stream (a single Bytewax key), so parking and
     releasing are ordered and deterministic. Look-ups are batched: one
     `resolve_many` per batch, plus a re-check only when facts learned earlier in
-    the same batch may change an answer.
+    the same batch may change an answer. Parked items are re-checked only when a
+    new fact names a key they look up (or a new name when they carry a payer name).
     """
 
     index: CustomerIndex
-    parked: list[Stamped] = field(default_factory=list)
+    parked: list[Parked] = field(default_factory=list)
 
     def on_batch(self, items: Sequence[Stamped]) -> list[Routed | Tagged]:
         queries = [CustomerIndex.query_for(item.event) for item in items]
@@ -174,12 +184,18 @@ class Resolver:
             if customer_id is None:
                 out.extend(self._park_or_reject(item, query, resolution.evidence))
                 continue
-            self.index.learn(CustomerIndex.facts_for(item.event, customer_id))
-            learned = True
+            facts = self._learn(item.event, customer_id, resolution.method)
+            learned = learned or bool(facts)
             out.append(Routed(customer_id, customer_id, item))
-            if self.parked and _teaches(item.event):
-                out.extend(self._release(item))
+            if self.parked and facts and _teaches(item.event):
+                out.extend(self._release(item, facts))
         return out
+
+    def _learn(self, event: Event, customer_id: str, method: str) -> list[Fact]:
+        # A payer account is learned only from a confirmed match, never a fuzzy name.
+        facts = CustomerIndex.facts_for(event, customer_id, teach_account=method != "payer_name")
+        self.index.learn(facts)
+        return facts
 
     def _route_processor(self, item: Stamped) -> list[Routed | Tagged]:
         event = item.event
@@ -193,24 +209,40 @@ class Resolver:
         event = item.event
         if not _is_parkable(event):
             return [_unplaceable(item, evidence)]
-        self.parked.append(item)
+        self.parked.append(Parked(item, query, CustomerIndex.wanted_keys(query)))
         if isinstance(event, PaymentReceived):
             return [_parked_payment(item, evidence)]
         return []
 
-    def _release(self, trigger: Stamped) -> list[Routed | Tagged]:
-        """Re-resolve parked items after new facts; release those now placed."""
-        queries = [CustomerIndex.query_for(item.event) for item in self.parked]
-        answers = self.index.resolve_many([query for query in queries if query is not None])
-        still: list[Stamped] = []
+    def _release(self, trigger: Stamped, facts: Sequence[Fact]) -> list[Routed | Tagged]:
+        """Re-resolve the parked items the new facts may place; release those placed."""
+        keys = {key for fact in facts for key in fact.store_keys()}
+        names = any(fact.kind is FactKind.NAME for fact in facts)
+        hopeful = [
+            parked
+            for parked in self.parked
+            if parked.wanted & keys or (names and parked.query.payer_name)
+        ]
+        if not hopeful:
+            return []
+        answers = self.index.resolve_many([parked.query for parked in hopeful])
+        placed: dict[int, str] = {
+            id(parked): answer.customer_id
+            for parked, answer in zip(hopeful, answers, strict=True)
+            if answer.customer_id is not None
+        }
         out: list[Routed | Tagged] = []
-        for item, answer in zip(self.parked, answers, strict=True):
-            if answer.customer_id is None:
-                still.append(item)
+        still: list[Parked] = []
+        for parked in self.parked:
+            customer_id = placed.get(id(parked))
+            if customer_id is None:
+                still.append(parked)
                 continue
-            released = Stamped(trigger.position, len(out) + 1, trigger.received_at, item.event)
-            self.index.learn(CustomerIndex.facts_for(item.event, answer.customer_id))
-            out.append(Routed(answer.customer_id, answer.customer_id, released))
+            released = Stamped(
+                trigger.position, len(out) + 1, trigger.received_at, parked.item.event
+            )
+            self.index.learn(CustomerIndex.facts_for(parked.item.event, customer_id))
+            out.append(Routed(customer_id, customer_id, released))
         self.parked = still
         return out
 

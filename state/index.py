@@ -385,6 +385,11 @@ class CustomerIndex:
             return None
         return _fuzzy_name(payer_name, names, self._policy)
 
+    @staticmethod
+    def wanted_keys(query: ResolveQuery) -> frozenset[str]:
+        """The store keys a query looks up (not names): what new facts could answer it."""
+        return frozenset(_plan(query).all_keys())
+
     # --- what events say -------------------------------------------------------
 
     @staticmethod
