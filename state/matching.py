@@ -24,11 +24,20 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import combinations, compress, islice, repeat
+from math import comb
+from operator import lt
+from typing import TypeAlias
+
+from rapidfuzz import fuzz, process
 
 from arrecon.state.events import PaymentReceived
 from arrecon.state.references import (
+    RefKind,
+    RefToken,
     compact_key,
     core_key,
+    extract_references,
     normalize_reference,
     tail_key,
 )
@@ -169,6 +178,10 @@ class OpenBook:
         self._amounts: dict[tuple[str, int], list[str]] = {}
         self._sorted_amounts: dict[str, list[tuple[int, int]]] = {}  # currency -> (open, seq)
         self._by_seq: dict[int, str] = {}
+        self._sorted_due: dict[str, list[tuple[datetime, int]]] = {}  # currency -> (due, seq)
+        self._fuzzy_version = -1
+        self._fuzzy_keys: list[str] = []
+        self._fuzzy_owners: list[str] = []
         self.version = 0  # bumps when the set of numbers/ids changes (fuzzy cache key)
         for invoice in invoices:
             self.add(invoice)
@@ -187,6 +200,7 @@ class OpenBook:
         self._by_seq[seq] = number
         self._index_ids(invoice, add=True)
         self._index_amount(invoice, seq, add=True)
+        bisect.insort(self._sorted_due.setdefault(invoice.currency, []), (invoice.due_at, seq))
         self.version += 1
 
     def set_open(self, invoice_number: str, open_minor: int) -> None:
@@ -217,6 +231,10 @@ class OpenBook:
         del self._by_seq[seq]
         self._index_ids(invoice, add=False)
         self._index_amount(invoice, seq, add=False)
+        dues = self._sorted_due.get(invoice.currency, [])
+        position = bisect.bisect_left(dues, (invoice.due_at, seq))
+        if position < len(dues) and dues[position] == (invoice.due_at, seq):
+            del dues[position]
         self.version += 1
 
     def _index_ids(self, invoice: OpenInvoice, *, add: bool) -> None:
@@ -225,7 +243,7 @@ class OpenBook:
         ids.extend((self._external, external) for external in invoice.external_ids)
         for index, identifier in ids:
             key, compact, core = _keys(identifier)
-            tail = tail_key(key)
+            tail = tail_key(identifier)
             for value in {key, compact, core}:
                 _apply(index, value, number, add)
             if len(tail) >= MIN_TAIL_DIGITS:
@@ -267,12 +285,18 @@ class OpenBook:
     def resolve(self, reference: str, *, allow_tail: bool = True) -> Resolved | None:
         """Like `find`, saying which field and rule hit (for evidence)."""
         key, compact, core = _keys(reference)
-        return self.resolve_keys(key, compact, core, allow_tail=allow_tail, allow_po=True)
+        tail = tail_key(reference) if allow_tail else ""
+        return self.resolve_keys(key, compact, core, tail, allow_po=True)
 
     def resolve_keys(
-        self, key: str, compact: str, core: str, *, allow_tail: bool, allow_po: bool
+        self, key: str, compact: str, core: str, tail: str = "", *, allow_po: bool = False
     ) -> Resolved | None:
-        """Resolve pre-computed key forms; a hit must name exactly one invoice."""
+        """Resolve pre-computed key forms; a hit must name exactly one invoice.
+
+        `tail` ("" to skip) is tried last and only when the reference is no more
+        than a number (its core is the tail): "4711" may name INV-2026-004711
+        when no other open invoice ends in 4711.
+        """
         attempts: list[tuple[_MultiIndex, str, str, str]] = [
             (self._numbers, key, "number", "exact_number"),
             (self._external, key, "external_id", "exact_number"),
@@ -282,17 +306,16 @@ class OpenBook:
         if core and core != key:
             attempts.append((self._numbers, core, "number", "number_without_prefix"))
             attempts.append((self._external, core, "external_id", "number_without_prefix"))
-        for index, value, field, rule in attempts:
+        for index, value, field_name, rule in attempts:
             numbers = index.get(value)
             if len(numbers) == 1:
-                return Resolved(self._invoices[numbers[0]], field, rule)
+                return Resolved(self._invoices[numbers[0]], field_name, rule)
         if allow_po:
             for value in (key, compact, core):
                 numbers = self._pos.get(value)
                 if len(numbers) == 1:
                     return Resolved(self._invoices[numbers[0]], "po", "exact_number")
-        tail = tail_key(key)
-        if allow_tail and len(tail) >= MIN_TAIL_DIGITS and tail == core:
+        if len(tail) >= MIN_TAIL_DIGITS and tail == core:
             numbers = self._tails.get(tail)
             if len(numbers) == 1:
                 return Resolved(self._invoices[numbers[0]], "number", "number_tail")
@@ -336,6 +359,45 @@ class OpenBook:
                 right += 1
         return picked
 
+    def due_nearest(
+        self, currency: str, moment: datetime, high_minor: int, limit: int, scan_limit: int
+    ) -> list[OpenInvoice]:
+        """Up to `limit` invoices with 0 < open <= high, due closest to `moment`,
+        looking at no more than `scan_limit` entries of the due-date index."""
+        dues = self._sorted_due.get(currency, [])
+        right = bisect.bisect_left(dues, (moment, -1))
+        left = right - 1
+        picked: list[OpenInvoice] = []
+        scanned = 0
+        while len(picked) < limit and scanned < scan_limit and (left >= 0 or right < len(dues)):
+            take_left = right >= len(dues) or (
+                left >= 0 and moment - dues[left][0] <= dues[right][0] - moment
+            )
+            seq = dues[left][1] if take_left else dues[right][1]
+            if take_left:
+                left -= 1
+            else:
+                right += 1
+            scanned += 1
+            invoice = self._invoices[self._by_seq[seq]]
+            if 0 < invoice.open_minor <= high_minor:
+                picked.append(invoice)
+        return picked
+
+    def fuzzy_choices(self) -> tuple[list[str], list[str]]:
+        """(normalised keys, owning invoice numbers) of all numbers and external
+        ids; rebuilt lazily when invoices were added or removed."""
+        if self._fuzzy_version != self.version:
+            keys: list[str] = []
+            owners: list[str] = []
+            for invoice in self._invoices.values():
+                for identifier in (invoice.invoice_number, *invoice.external_ids):
+                    keys.append(normalize_reference(identifier))
+                    owners.append(invoice.invoice_number)
+            self._fuzzy_keys, self._fuzzy_owners = keys, owners
+            self._fuzzy_version = self.version
+        return self._fuzzy_keys, self._fuzzy_owners
+
     def sequence(self, invoice_number: str) -> int:
         """Insertion rank: the deterministic tie-breaker."""
         return self._seq[invoice_number]
@@ -357,7 +419,551 @@ def _apply(index: _MultiIndex, key: str, number: str, add: bool) -> None:
         index.discard(key, number)
 
 
+# --- the cascade ------------------------------------------------------------
+
+CONFIDENCE_PO_SINGLE = 0.95
+CONFIDENCE_PO_CHOSEN = 0.9
+CONFIDENCE_PO_OLDEST_FIRST = 0.75
+FUZZY_CONFIDENCE_SCALE = 0.9
+CONFIDENCE_EXACT_AMOUNT = 0.85
+CONFIDENCE_AMOUNT_NET_OF_FEE = 0.75
+CONFIDENCE_SUBSET_EXACT = 0.7
+CONFIDENCE_SUBSET_NET_OF_FEE = 0.6
+MAX_CANDIDATES = 5
+FUZZY_LIMIT = 8
+# The due-date index is read at most this many entries per requested candidate.
+DUE_SCAN_FACTOR = 8
+
+
+@dataclass(slots=True)
+class _Cascade:
+    """Per-payment working state: the payment's view and what was ruled out."""
+
+    book: OpenBook
+    payment: PaymentReceived
+    policy: MatchPolicy
+    tokens: tuple[RefToken, ...]
+    ambiguous: list[str]
+    notes: list[str]
+
+    @property
+    def amount_minor(self) -> int:
+        return self.payment.amount.amount_minor
+
+    @property
+    def currency(self) -> str:
+        return self.payment.amount.currency
+
+    def usable(self, invoice: OpenInvoice) -> bool:
+        """Same currency and something still open."""
+        if invoice.currency != self.currency:
+            self.notes.append(f"{invoice.invoice_number} is in {invoice.currency}, skipped")
+            return False
+        return invoice.open_minor > 0
+
+
 def match_payment(book: OpenBook, payment: PaymentReceived, policy: MatchPolicy) -> Match:
-    """Run the cascade for one payment (first version: no decision yet)."""
-    del book, policy
-    return Match("none", 0.0, (f"payment {payment.payment_id}: cascade not decided",), ())
+    """Decide which open invoices `payment` pays; first confident step wins.
+
+    Steps: remittance lines, exact reference (invoice number / external id),
+    PO number, fuzzy reference, exact amount (also net of the expected fee),
+    bounded subset-sum, else `none` with up to 5 ranked candidates.
+    """
+    cascade = _Cascade(book, payment, policy, _payment_tokens(payment), [], [])
+    if cascade.amount_minor <= 0:
+        return Match("none", 0.0, ("payment amount is not positive",), ())
+    for step in (_by_remittance, _by_reference, _by_po, _by_fuzzy, _by_amount, _by_subset):
+        decided = step(cascade)
+        if decided is not None:
+            return decided
+    return _undecided(cascade)
+
+
+def _payment_tokens(payment: PaymentReceived) -> tuple[RefToken, ...]:
+    """Explicit ids first (labelled invoice refs), then refs mined from texts."""
+    found: dict[tuple[RefKind, str], RefToken] = {}
+    for ref in payment.invoice_refs:
+        key = normalize_reference(ref)
+        if key:
+            found.setdefault((RefKind.INVOICE, key), RefToken(ref, key, RefKind.INVOICE, True))
+    for text in payment.references:
+        for token in extract_references(text):
+            found.setdefault((token.kind, token.key), token)
+    return tuple(found.values())
+
+
+# --- spreading cash ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Target:
+    invoice: OpenInvoice
+    expected_minor: int
+    deduction_minor: int = 0
+    deduction_code: str | None = None
+
+
+def _spread(cascade: _Cascade, targets: list[_Target]) -> tuple[tuple[Allocation, ...], str]:
+    """Cash over targets in the order given, each up to min(expected, open).
+
+    A shortfall against the targets' total is coded on the last allocation:
+    `processor_fee` when within the fee tolerance, else `unexplained`. A coded
+    deduction (remittance) takes precedence on its own line.
+    """
+    remaining = cascade.amount_minor
+    rows: list[tuple[_Target, int, int]] = []  # target, expected, applied
+    for target in targets:
+        expected = min(target.expected_minor, target.invoice.open_minor)
+        applied = min(expected, remaining)
+        if applied <= 0:
+            continue
+        remaining -= applied
+        rows.append((target, expected, applied))
+    expected_total = sum(
+        min(target.expected_minor, target.invoice.open_minor) for target in targets
+    )
+    shortfall = expected_total - (cascade.amount_minor - remaining)
+    shortfall_code = (
+        "processor_fee"
+        if shortfall <= cascade.policy.fee_tolerance_minor(expected_total)
+        else "unexplained"
+    )
+    allocations: list[Allocation] = []
+    for position, (target, expected, applied) in enumerate(rows):
+        room = target.invoice.open_minor - applied
+        gap, code = 0, None
+        if target.deduction_minor > 0 and room > 0:
+            gap = min(target.deduction_minor, room)
+            code = f"deduction:{target.deduction_code}" if target.deduction_code else "unexplained"
+        elif position == len(rows) - 1 and shortfall > 0 and expected > applied:
+            gap, code = expected - applied, shortfall_code
+        allocations.append(Allocation(target.invoice.invoice_number, applied, gap, code))
+    note = f"shortfall {shortfall} ({shortfall_code})" if shortfall > 0 else "no shortfall"
+    return tuple(allocations), note
+
+
+def _decide(
+    cascade: _Cascade,
+    method: str,
+    confidence: float,
+    evidence: list[str],
+    targets: list[_Target],
+) -> Match | None:
+    allocations, note = _spread(cascade, targets)
+    if not allocations:
+        return None
+    return Match(method, round(confidence, 4), (*evidence, note), allocations)
+
+
+# --- steps ------------------------------------------------------------------
+
+
+def _by_remittance(cascade: _Cascade) -> Match | None:
+    """(1) Remittance lines: each line's invoice_ref through the book."""
+    lines = cascade.payment.remittance
+    if not lines:
+        return None
+    targets: dict[str, _Target] = {}
+    evidence: list[str] = []
+    unresolved = 0
+    for line in lines:
+        hit = cascade.book.resolve(line.invoice_ref)
+        if hit is None or not cascade.usable(hit.invoice) or line.paid_minor <= 0:
+            unresolved += 1
+            evidence.append(f"remittance {line.invoice_ref!r} not applicable")
+            continue
+        number = hit.invoice.invoice_number
+        evidence.append(f"remittance {line.invoice_ref!r} -> {number} ({hit.rule})")
+        if number in targets:
+            targets[number].expected_minor += line.paid_minor
+            targets[number].deduction_minor += line.deduction_minor
+        else:
+            targets[number] = _Target(
+                hit.invoice, line.paid_minor, line.deduction_minor, line.deduction_code
+            )
+    if not targets:
+        cascade.notes.extend(evidence)
+        return None
+    confidence = 1.0 if unresolved == 0 else 0.8
+    return _decide(
+        cascade, "remittance", confidence, [*evidence, "rule: remittance"], list(targets.values())
+    )
+
+
+def _by_reference(cascade: _Cascade) -> Match | None:
+    """(2) Explicit refs and refs in texts that hit a number or external id."""
+    hits: dict[str, Resolved] = {}
+    evidence: list[str] = []
+    for token in cascade.tokens:
+        if token.kind is RefKind.PO:
+            continue
+        tail = token.tail if token.labelled else ""
+        hit = cascade.book.resolve_keys(token.key, token.compact, token.core, tail)
+        if hit is None or not cascade.usable(hit.invoice):
+            continue
+        number = hit.invoice.invoice_number
+        if number not in hits:
+            hits[number] = hit
+            evidence.append(f"ref {token.text!r} -> {number} ({hit.field}, {hit.rule})")
+    if not hits:
+        return None
+    fields = {hit.field for hit in hits.values()}
+    method = "external_id" if fields == {"external_id"} else "invoice_number"
+    confidence = min(RULE_CONFIDENCE[hit.rule] for hit in hits.values())
+    targets = [_Target(hit.invoice, hit.invoice.open_minor) for hit in hits.values()]
+    return _decide(cascade, method, confidence, [*evidence, f"rule: {method}"], targets)
+
+
+def _by_po(cascade: _Cascade) -> Match | None:
+    """(3) PO number; several invoices may share a PO."""
+    ordered = sorted(cascade.tokens, key=lambda token: token.kind is not RefKind.PO)
+    for token in ordered:
+        if token.kind is not RefKind.PO and not token.labelled:
+            continue
+        invoices = [
+            invoice
+            for invoice in cascade.book.by_po(token.key, token.compact, token.core)
+            if cascade.usable(invoice)
+        ]
+        if invoices:
+            return _po_decision(cascade, token, invoices)
+    return None
+
+
+def _po_decision(cascade: _Cascade, token: RefToken, invoices: list[OpenInvoice]) -> Match | None:
+    book, amount = cascade.book, cascade.amount_minor
+    numbers = ", ".join(invoice.invoice_number for invoice in invoices)
+    evidence = [f"po {token.text!r} -> {numbers}"]
+    if len(invoices) == 1:
+        evidence.append("rule: po_number")
+        targets = [_Target(invoices[0], invoices[0].open_minor)]
+        return _decide(cascade, "po_number", CONFIDENCE_PO_SINGLE, evidence, targets)
+    oldest_first = sorted(
+        invoices, key=lambda invoice: (invoice.due_at, book.sequence(invoice.invoice_number))
+    )
+    exact = [invoice for invoice in oldest_first if invoice.open_minor == amount]
+    if len(exact) == 1:
+        evidence.append("rule: po_amount_equal")
+        targets = [_Target(exact[0], exact[0].open_minor)]
+        return _decide(cascade, "po_number", CONFIDENCE_PO_CHOSEN, evidence, targets)
+    total = sum(invoice.open_minor for invoice in invoices)
+    targets = [_Target(invoice, invoice.open_minor) for invoice in oldest_first]
+    if 0 <= total - amount <= cascade.policy.fee_tolerance_minor(total):
+        evidence.append("rule: po_all_invoices")
+        return _decide(cascade, "po_number", CONFIDENCE_PO_CHOSEN, evidence, targets)
+    evidence.append("rule: po_oldest_first")
+    return _decide(cascade, "po_number", CONFIDENCE_PO_OLDEST_FIRST, evidence, targets)
+
+
+def _by_fuzzy(cascade: _Cascade) -> Match | None:
+    """(4) Fuzzy reference: unique best above threshold, by a margin."""
+    policy = cascade.policy
+    keys, owners = cascade.book.fuzzy_choices()
+    if not keys:
+        return None
+    winners: dict[str, float] = {}
+    evidence: list[str] = []
+    for token in cascade.tokens:
+        if token.kind is RefKind.PO or not (token.labelled or len(token.key) >= 5):
+            continue
+        ranked = _fuzzy_ranked(cascade, token.key, keys, owners)
+        if not ranked or ranked[0][1] < policy.fuzzy_threshold:
+            continue
+        best_number, best_score = ranked[0]
+        runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+        if best_score - runner_up < policy.fuzzy_margin:
+            cascade.ambiguous.extend(number for number, _ in ranked[:2])
+            cascade.notes.append(f"fuzzy {token.text!r}: {best_score:.1f} vs {runner_up:.1f}")
+            continue
+        if best_number not in winners:
+            winners[best_number] = best_score
+            evidence.append(f"ref {token.text!r} ~ {best_number} score {best_score:.1f}")
+    if not winners:
+        return None
+    confidence = min(winners.values()) / 100 * FUZZY_CONFIDENCE_SCALE
+    invoices = [cascade.book.get(number) for number in winners]
+    targets = [_Target(invoice, invoice.open_minor) for invoice in invoices if invoice]
+    evidence.append("rule: fuzzy_reference")
+    return _decide(cascade, "fuzzy_reference", confidence, evidence, targets)
+
+
+def _fuzzy_ranked(
+    cascade: _Cascade, key: str, keys: list[str], owners: list[str]
+) -> list[tuple[str, float]]:
+    """Best score per usable invoice, best first (ties: book order)."""
+    policy = cascade.policy
+    cutoff = max(0.0, policy.fuzzy_threshold - policy.fuzzy_margin)
+    found = process.extract(
+        key, keys, scorer=fuzz.ratio, limit=FUZZY_LIMIT, score_cutoff=cutoff, processor=None
+    )
+    best: dict[str, float] = {}
+    for _choice, score, index in found:
+        number = owners[index]
+        invoice = cascade.book.get(number)
+        if invoice is None or invoice.currency != cascade.currency or invoice.open_minor <= 0:
+            continue
+        best[number] = max(best.get(number, 0.0), float(score))
+    book = cascade.book
+    return sorted(best.items(), key=lambda item: (-item[1], book.sequence(item[0])))
+
+
+def _fee_ceiling(policy: MatchPolicy, amount_minor: int) -> int:
+    """Largest open amount whose expected fee could explain paying `amount_minor`."""
+    share = max(1, 10_000 - policy.fee_tolerance_bps)
+    return (amount_minor + policy.fee_fixed_minor) * 10_000 // share
+
+
+def _by_amount(cascade: _Cascade) -> Match | None:
+    """(5) Exactly one invoice open for the amount (or for amount + fee)."""
+    book, policy, amount = cascade.book, cascade.policy, cascade.amount_minor
+    exact = book.with_open(cascade.currency, amount)
+    if len(exact) == 1:
+        evidence = [f"amount {amount} == open of {exact[0].invoice_number}", "rule: exact_amount"]
+        targets = [_Target(exact[0], amount)]
+        return _decide(cascade, "exact_amount", CONFIDENCE_EXACT_AMOUNT, evidence, targets)
+    if len(exact) > 1:
+        cascade.ambiguous.extend(invoice.invoice_number for invoice in exact)
+        cascade.notes.append(f"{len(exact)} invoices open for exactly {amount}")
+        return _undecided(cascade)
+    net = [
+        invoice
+        for invoice in book.open_between(cascade.currency, amount + 1, _fee_ceiling(policy, amount))
+        if invoice.open_minor - amount <= policy.fee_tolerance_minor(invoice.open_minor)
+    ]
+    if len(net) == 1:
+        invoice = net[0]
+        evidence = [
+            f"amount {amount} == open {invoice.open_minor} of {invoice.invoice_number} - fee",
+            "rule: exact_amount_net_of_fee",
+        ]
+        targets = [_Target(invoice, invoice.open_minor)]
+        return _decide(cascade, "exact_amount", CONFIDENCE_AMOUNT_NET_OF_FEE, evidence, targets)
+    if len(net) > 1:
+        cascade.ambiguous.extend(invoice.invoice_number for invoice in net)
+        cascade.notes.append(f"{len(net)} invoices open for {amount} net of fee")
+        return _undecided(cascade)
+    return None
+
+
+# --- subset-sum -------------------------------------------------------------
+
+
+class _StepCapError(Exception):
+    """The subset search used its step budget (uniqueness not proven)."""
+
+
+# Per subset size: the half's subset sums, ascending.
+_Groups: TypeAlias = list[list[int]]
+
+
+@dataclass(slots=True)
+class _Half:
+    """All subsets (size <= max_size) of some candidates, by size then
+    combination order; only sums are stored, subsets are rebuilt on demand."""
+
+    positions: list[int]
+    sums: list[int]
+    sizes: list[int]
+    offsets: list[int]  # offsets[k]: first index of size-k subsets
+
+    @classmethod
+    def of(cls, positions: list[int], values: list[int], max_size: int) -> _Half:
+        amounts = [values[position] for position in positions]
+        sums: list[int] = []
+        sizes: list[int] = []
+        offsets: list[int] = []
+        for size in range(min(max_size, len(amounts)) + 1):
+            offsets.append(len(sums))
+            part = list(map(sum, combinations(amounts, size)))
+            sums += part
+            sizes += [size] * len(part)
+        return cls(positions, sums, sizes, offsets)
+
+    def by_size(self) -> list[list[int]]:
+        """Per size: the subset sums, ascending."""
+        bounds = [*self.offsets, len(self.sums)]
+        return [
+            sorted(self.sums[bounds[size] : bounds[size + 1]]) for size in range(len(self.offsets))
+        ]
+
+    def locate(self, size: int, ordered: list[int], position: int) -> int:
+        """Index of the subset behind `ordered[position]` (the sorted sums of
+        `size`); equal sums map to distinct subsets by their occurrence."""
+        value = ordered[position]
+        occurrence = position - bisect.bisect_left(ordered, value)
+        index = self.offsets[size] - 1
+        for _ in range(occurrence + 1):
+            index = self.sums.index(value, index + 1)
+        return index
+
+    def subset(self, index: int) -> tuple[int, ...]:
+        size = self.sizes[index]
+        rank = index - self.offsets[size]
+        chosen = next(islice(combinations(self.positions, size), rank, None))
+        return tuple(chosen)
+
+
+def _subset_count(count: int, max_size: int) -> int:
+    return sum(comb(count, size) for size in range(min(max_size, count) + 1))
+
+
+@dataclass(slots=True)
+class _SubsetSearch:
+    """Meet-in-the-middle over at most `max_subset_candidates` open amounts.
+
+    Why not plain DFS: its tree grows with the number of small invoices and
+    Python pays about a microsecond per node. Each half's subset sums
+    (size <= max_size) are enumerated at C speed (`map(sum, combinations)`);
+    one bisection per left-half sum finds right-half partners. For the default
+    24 candidates / 6 invoices that is 2 * 2,510 sums and 2,510 probes, known
+    before starting: when sums + probes would exceed `max_steps` the search is
+    refused (not proven unique), so its cost is bounded up front.
+    """
+
+    values: list[int]
+    max_size: int
+    max_steps: int
+    steps: int = 0
+
+    def find(self, low_minor: int, high_minor: int) -> tuple[list[tuple[int, ...]], bool]:
+        """Up to 2 subsets summing to exactly `low` (flag True), else up to 2
+        summing into (low, high] (flag False)."""
+        middle = len(self.values) // 2
+        left_count = _subset_count(middle, self.max_size)
+        right_count = _subset_count(len(self.values) - middle, self.max_size)
+        self.steps = left_count + right_count
+        if self.steps > self.max_steps:
+            raise _StepCapError
+        left = _Half.of(list(range(middle)), self.values, self.max_size)
+        right = _Half.of(list(range(middle, len(self.values))), self.values, self.max_size)
+        groups = (left, left.by_size(), right, right.by_size())
+        exact = self._pairs(groups, (low_minor, low_minor))
+        if exact:
+            return exact, True
+        return self._pairs(groups, (low_minor + 1, high_minor)), False
+
+    def _pairs(
+        self,
+        groups: tuple[_Half, _Groups, _Half, _Groups],
+        window: tuple[int, int],
+    ) -> list[tuple[int, ...]]:
+        """Up to 2 left+right subsets with sums in the window.
+
+        For each (left size, right size) pair the smaller group is walked and
+        the larger one bisected, so every hit is a valid subset and the probe
+        count is sum(min(C(12, i), C(12, j))), about 670 for the defaults.
+        """
+        left, left_groups, right, right_groups = groups
+        found: list[tuple[int, ...]] = []
+        for left_size, left_sums in enumerate(left_groups):
+            for right_size in range(min(len(right_groups), self.max_size - left_size + 1)):
+                if left_size + right_size == 0:
+                    continue
+                right_sums = right_groups[right_size]
+                swap = len(left_sums) > len(right_sums)
+                walk, probe = (right_sums, left_sums) if swap else (left_sums, right_sums)
+                for walk_pos, probe_pos in _window_hits(walk, probe, window):
+                    left_pos, right_pos = (probe_pos, walk_pos) if swap else (walk_pos, probe_pos)
+                    left_index = left.locate(left_size, left_sums, left_pos)
+                    right_index = right.locate(right_size, right_sums, right_pos)
+                    found.append(left.subset(left_index) + right.subset(right_index))
+                    if len(found) >= 2:
+                        return found
+        return found
+
+
+def _window_hits(
+    walk: list[int], probe: list[int], window: tuple[int, int]
+) -> Iterator[tuple[int, int]]:
+    """(walk position, probe position) pairs whose sums lie in the window;
+    `probe` is sorted; the bisections run at C speed through `map`."""
+    low, high = window
+    starts = list(map(bisect.bisect_left, repeat(probe), [low - value for value in walk]))
+    stops = list(map(bisect.bisect_right, repeat(probe), [high - value for value in walk]))
+    for walk_pos in compress(range(len(walk)), map(lt, starts, stops)):
+        for probe_pos in range(starts[walk_pos], stops[walk_pos]):
+            yield walk_pos, probe_pos
+
+
+def _by_subset(cascade: _Cascade) -> Match | None:
+    """(6) A unique bounded subset whose open amounts sum to the payment
+    (exactly, else within the expected fee). Two fits -> not confident."""
+    policy, amount = cascade.policy, cascade.amount_minor
+    if policy.max_subset_size <= 0 or policy.max_subset_candidates <= 0:
+        return None
+    ceiling = _fee_ceiling(policy, amount)
+    pool = cascade.book.due_nearest(
+        cascade.currency,
+        cascade.payment.occurred_at,
+        ceiling,
+        policy.max_subset_candidates,
+        policy.max_subset_candidates * DUE_SCAN_FACTOR,
+    )
+    book = cascade.book
+    pool.sort(key=lambda invoice: (-invoice.open_minor, book.sequence(invoice.invoice_number)))
+    search = _SubsetSearch(
+        [invoice.open_minor for invoice in pool], policy.max_subset_size, policy.max_subset_steps
+    )
+    try:
+        found, exact = search.find(amount, ceiling)
+    except _StepCapError:
+        cascade.notes.append(f"subset search refused: over {policy.max_subset_steps} steps")
+        return None
+    solutions = [
+        picked
+        for picked in found
+        if exact or _fee_fits(policy, amount, sum(pool[index].open_minor for index in picked))
+    ]
+    if len(solutions) != 1:
+        for picked in solutions:
+            cascade.ambiguous.extend(pool[index].invoice_number for index in picked)
+        if solutions:
+            cascade.notes.append("several subsets fit the amount")
+        return None
+    chosen = [pool[index] for index in solutions[0]]
+    return _subset_match(cascade, chosen, exact, search.steps)
+
+
+def _fee_fits(policy: MatchPolicy, amount_minor: int, total_minor: int) -> bool:
+    return 0 < total_minor - amount_minor <= policy.fee_tolerance_minor(total_minor)
+
+
+def _subset_match(
+    cascade: _Cascade, invoices: list[OpenInvoice], exact: bool, steps: int
+) -> Match | None:
+    """Allocate a found subset: due order, fee (if any) on the largest invoice."""
+    book = cascade.book
+    total = sum(invoice.open_minor for invoice in invoices)
+    largest = max(invoices, key=lambda invoice: invoice.open_minor)
+    ordered = sorted(
+        invoices, key=lambda invoice: (invoice.due_at, book.sequence(invoice.invoice_number))
+    )
+    ordered.remove(largest)
+    ordered.append(largest)
+    names = ", ".join(invoice.invoice_number for invoice in ordered)
+    evidence = [
+        f"subset {names} sums to {total} for {cascade.amount_minor} ({steps} steps)",
+        "rule: subset_sum" if exact else "rule: subset_sum_net_of_fee",
+    ]
+    confidence = CONFIDENCE_SUBSET_EXACT if exact else CONFIDENCE_SUBSET_NET_OF_FEE
+    targets = [_Target(invoice, invoice.open_minor) for invoice in ordered]
+    return _decide(cascade, "subset_sum", confidence, evidence, targets)
+
+
+# --- nothing confident ------------------------------------------------------
+
+
+def _undecided(cascade: _Cascade) -> Match:
+    """`none`: ambiguous finds first, then invoices closest in open amount."""
+    ranked: dict[str, None] = {}
+    for number in cascade.ambiguous:
+        invoice = cascade.book.get(number)
+        if invoice is not None and invoice.currency == cascade.currency:
+            ranked.setdefault(number, None)
+    for invoice in cascade.book.nearest_open(
+        cascade.currency, cascade.amount_minor, MAX_CANDIDATES
+    ):
+        ranked.setdefault(invoice.invoice_number, None)
+    candidates = tuple(ranked)[:MAX_CANDIDATES]
+    evidence = (*dict.fromkeys(cascade.notes), "rule: none")
+    return Match("none", 0.0, evidence, (), candidates)

@@ -10,7 +10,7 @@ Key forms (all upper case, alphanumerics only):
              ("INV-2026-004711" -> "INV20264711")
     compact  alphanumerics as written ("INV-2026-004711" -> "INV2026004711")
     core     `key` without its leading letters ("INV20264711" -> "20264711")
-    tail     the last numeric run of `key` ("INV-2026-004711" -> "4711")
+    tail     the last numeric run as written ("INV-2026-004711" -> "4711")
 
 Everything here is total: any `str` gives a (possibly empty) result, never an
 exception. Regexes are compiled once at import.
@@ -71,7 +71,7 @@ class RefToken:
 
     @property
     def tail(self) -> str:
-        return tail_key(self.key)
+        return tail_key(self.text)
 
 
 _NON_ALNUM = re.compile(r"[^0-9A-Z]+")
@@ -98,10 +98,14 @@ def core_key(key: str) -> str:
     return _LEADING_ALPHA.sub("", key)
 
 
-def tail_key(key: str) -> str:
-    """Last numeric run of a normalised key ("" when it does not end in digits)."""
-    found = _TRAILING_DIGITS.search(key)
-    return found.group(0) if found else ""
+def tail_key(text: str) -> str:
+    """Last numeric run as written, without leading zeros ("" when the text does
+    not end in digits): "INV-2026-004711" -> "4711"."""
+    found = _TRAILING_DIGITS.search(compact_key(text) if text else "")
+    if found is None:
+        return ""
+    runs = _RUNS.findall(text.upper())
+    return (runs[-1].lstrip("0") or "0") if runs and runs[-1].isdigit() else ""
 
 
 def is_valid_rf(reference: str) -> bool:

@@ -1,0 +1,146 @@
+"""Micro-benchmark of the matching cascade (plain script, no framework).
+
+Usage: python -m arrecon.loadtest.bench_matching [--iterations N] [--seed S]
+
+Prints the median time of `match_payment` for books of 10 / 1,000 / 10,000 open
+invoices and each step of interest (exact reference, PO, fuzzy reference,
+exact amount, subset search), then the worst subset-search time seen over many
+random books, which the policy's bound (max_subset_candidates,
+max_subset_size, max_subset_steps) must keep under 2 ms.
+
+Each iteration matches a different payment (texts are not reused), so the
+numbers include reference extraction. Books are seeded: runs are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from arrecon.state.events import PaymentReceived
+from arrecon.state.matching import Match, MatchPolicy, OpenBook, OpenInvoice, match_payment
+from arrecon.state.money import Money
+
+EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
+SIZES = (10, 1_000, 10_000)
+WORST_SUBSET_LIMIT_NS = 2_000_000
+
+
+def make_book(rng: random.Random, size: int) -> OpenBook:
+    """`size` open USD invoices, amounts 10.00..5,000.00, due over a year."""
+    book = OpenBook()
+    for index in range(size):
+        amount_minor = rng.randrange(1_000, 500_000)
+        book.add(
+            OpenInvoice(
+                invoice_number=f"INV-2026-{index:06d}",
+                currency="USD",
+                amount_minor=amount_minor,
+                open_minor=amount_minor,
+                due_at=EPOCH + timedelta(days=rng.randrange(-180, 180)),
+                po_number=f"PO-{500_000 + index}",
+                external_ids=(f"in_{index:08x}",),
+            )
+        )
+    return book
+
+
+def payment(index: int, amount_minor: int, texts: tuple[str, ...] = ()) -> PaymentReceived:
+    return PaymentReceived(
+        event_id=f"ev_{index}",
+        occurred_at=EPOCH,
+        payment_id=f"py_{index}",
+        amount=Money(amount_minor, "USD"),
+        source="bench",
+        references=texts,
+    )
+
+
+def typo(number: str, rng: random.Random) -> str:
+    """Swap two neighbouring characters of the number's last digits."""
+    chars = list(number)
+    spot = rng.randrange(len(chars) - 4, len(chars) - 1)
+    chars[spot], chars[spot + 1] = chars[spot + 1], chars[spot]
+    return "".join(chars)
+
+
+def scenarios(book: OpenBook, rng: random.Random, count: int) -> dict[str, list[PaymentReceived]]:
+    invoices = list(book)
+    picks = [rng.choice(invoices) for _ in range(count)]
+    pairs = [rng.sample(invoices, min(3, len(invoices))) for _ in range(count)]
+    return {
+        "exact ref": [
+            payment(i, inv.open_minor, (f"Payment for invoice {inv.invoice_number}, thanks",))
+            for i, inv in enumerate(picks)
+        ],
+        "PO": [payment(i, inv.open_minor, (f"PO {inv.po_number}",)) for i, inv in enumerate(picks)],
+        "fuzzy": [
+            payment(i, inv.open_minor, (f"Invoice {typo(inv.invoice_number, rng)}",))
+            for i, inv in enumerate(picks)
+        ],
+        "exact amount": [payment(i, inv.open_minor) for i, inv in enumerate(picks)],
+        "subset search": [
+            payment(i, sum(inv.open_minor for inv in group)) for i, group in enumerate(pairs)
+        ],
+    }
+
+
+def time_ns(call: Callable[[], Match]) -> int:
+    start = time.perf_counter_ns()
+    call()
+    return time.perf_counter_ns() - start
+
+
+def medians(iterations: int, seed: int) -> None:
+    policy = MatchPolicy()
+    rng = random.Random(seed)
+    print(f"median match_payment time, us ({iterations} payments each)")
+    print(f"{'step':<16}" + "".join(f"{size:>12,}" for size in SIZES))
+    rows: dict[str, list[float]] = {}
+    for size in SIZES:
+        book = make_book(rng, size)
+        for name, payments in scenarios(book, rng, iterations).items():
+            match_payment(book, payments[0], policy)  # warm caches (fuzzy key list)
+            samples = [time_ns(lambda p=p: match_payment(book, p, policy)) for p in payments]
+            rows.setdefault(name, []).append(statistics.median(samples) / 1000)
+    for name, values in rows.items():
+        print(f"{name:<16}" + "".join(f"{value:>12.1f}" for value in values))
+
+
+def worst_subset(books: int, seed: int) -> int:
+    """Worst time of a payment that reaches the subset step (no reference,
+    no single-invoice amount) over `books` random books of 10..200 invoices."""
+    policy = MatchPolicy()
+    rng = random.Random(seed)
+    worst_ns = 0
+    for index in range(books):
+        book = make_book(rng, rng.randrange(10, 200))
+        invoices = list(book)
+        group = rng.sample(invoices, rng.randrange(2, 7))
+        total = sum(inv.open_minor for inv in group)
+        for amount_minor in (total, total - rng.randrange(0, 500), rng.randrange(1_000, total)):
+            paid = payment(index, max(1, amount_minor))
+            worst_ns = max(worst_ns, time_ns(lambda p=paid: match_payment(book, p, policy)))
+    return worst_ns
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=2_000)
+    parser.add_argument("--books", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    medians(args.iterations, args.seed)
+    worst_ns = worst_subset(args.books, args.seed)
+    verdict = "ok" if worst_ns <= WORST_SUBSET_LIMIT_NS else "OVER LIMIT"
+    print(
+        f"worst subset search over {args.books} random books: {worst_ns / 1000:.0f} us ({verdict})"
+    )
+
+
+if __name__ == "__main__":
+    main()
