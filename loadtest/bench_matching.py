@@ -18,11 +18,10 @@ import argparse
 import random
 import statistics
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from arrecon.state.events import PaymentReceived
-from arrecon.state.matching import Match, MatchPolicy, OpenBook, OpenInvoice, match_payment
+from arrecon.state.matching import MatchPolicy, OpenBook, OpenInvoice, match_payment
 from arrecon.state.money import Money
 
 EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
@@ -60,12 +59,10 @@ def payment(index: int, amount_minor: int, texts: tuple[str, ...] = ()) -> Payme
     )
 
 
-def typo(number: str, rng: random.Random) -> str:
-    """Swap two neighbouring characters of the number's last digits."""
-    chars = list(number)
-    spot = rng.randrange(len(chars) - 4, len(chars) - 1)
-    chars[spot], chars[spot + 1] = chars[spot + 1], chars[spot]
-    return "".join(chars)
+def typo(number: str) -> str:
+    """An OCR-style slip: the first padding zero of the serial read as "O"."""
+    head, _, serial = number.rpartition("-")
+    return f"{head}-{serial.replace('0', 'O', 1)}"
 
 
 def scenarios(book: OpenBook, rng: random.Random, count: int) -> dict[str, list[PaymentReceived]]:
@@ -79,7 +76,7 @@ def scenarios(book: OpenBook, rng: random.Random, count: int) -> dict[str, list[
         ],
         "PO": [payment(i, inv.open_minor, (f"PO {inv.po_number}",)) for i, inv in enumerate(picks)],
         "fuzzy": [
-            payment(i, inv.open_minor, (f"Invoice {typo(inv.invoice_number, rng)}",))
+            payment(i, inv.open_minor, (f"Invoice {typo(inv.invoice_number)}",))
             for i, inv in enumerate(picks)
         ],
         "exact amount": [payment(i, inv.open_minor) for i, inv in enumerate(picks)],
@@ -89,9 +86,10 @@ def scenarios(book: OpenBook, rng: random.Random, count: int) -> dict[str, list[
     }
 
 
-def time_ns(call: Callable[[], Match]) -> int:
+def time_match(book: OpenBook, paid: PaymentReceived, policy: MatchPolicy) -> int:
+    """Wall time of one `match_payment`, in ns."""
     start = time.perf_counter_ns()
-    call()
+    match_payment(book, paid, policy)
     return time.perf_counter_ns() - start
 
 
@@ -105,7 +103,7 @@ def medians(iterations: int, seed: int) -> None:
         book = make_book(rng, size)
         for name, payments in scenarios(book, rng, iterations).items():
             match_payment(book, payments[0], policy)  # warm caches (fuzzy key list)
-            samples = [time_ns(lambda p=p: match_payment(book, p, policy)) for p in payments]
+            samples = [time_match(book, paid, policy) for paid in payments]
             rows.setdefault(name, []).append(statistics.median(samples) / 1000)
     for name, values in rows.items():
         print(f"{name:<16}" + "".join(f"{value:>12.1f}" for value in values))
@@ -124,7 +122,7 @@ def worst_subset(books: int, seed: int) -> int:
         total = sum(inv.open_minor for inv in group)
         for amount_minor in (total, total - rng.randrange(0, 500), rng.randrange(1_000, total)):
             paid = payment(index, max(1, amount_minor))
-            worst_ns = max(worst_ns, time_ns(lambda p=paid: match_payment(book, p, policy)))
+            worst_ns = max(worst_ns, time_match(book, paid, policy))
     return worst_ns
 
 
