@@ -437,19 +437,20 @@ def erp_credit_memo(
     memo_number: str,
     invoice_number: str,
     customer_id: str,
-    amount_minor: int,
+    amount_minor: int | None,
     currency: str,
     *,
     kind: str,
     reason: str,
     issued_at: datetime,
 ) -> dict[str, Any]:
+    """A credit memo; void and write-off carry no amount (they take what is open)."""
     return {
         "memo_number": memo_number,
         "invoice_number": invoice_number,
         "customer_id": customer_id,
         "currency": currency,
-        "amount": format_minor(amount_minor, currency),
+        "amount": None if amount_minor is None else format_minor(amount_minor, currency),
         "kind": kind,
         "reason": reason,
         "issued_at": iso_z(issued_at),

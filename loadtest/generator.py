@@ -637,6 +637,7 @@ class _Simulation:
             return
         invoice = self._new_invoice(customer, self.rng.choice(customer.currencies))
         if customer.channel == "amazon":
+            invoice.pending += 1
             self.amazon_buffer.append(invoice)
         else:
             customer.open.append(invoice)
@@ -681,7 +682,7 @@ class _Simulation:
             f"CM-{self._next('memo', 5001):06d}",
             invoice.number,
             customer.customer_id,
-            amount,
+            None if kind == "write_off" else amount,
             invoice.currency,
             kind=kind,
             reason={"return": "goods returned", "promotion": "volume rebate"}.get(kind, kind),
@@ -930,7 +931,8 @@ class _Simulation:
             created=_dt(self.clock),
         )
         headers = self._shopify_headers("order_transactions/create")
-        truth = self._card_truth(invoice, str(txn_id), "shopify", category, [])
+        order_ref = f"shopify_order:{invoice.shopify_order_id}"
+        truth = self._card_truth(invoice, str(txn_id), "shopify", category, [order_ref])
         self._settle(invoice, amount, category)
         self._schedule(
             self.clock, _Delivery("shopify", "order_transactions/create", body, headers, [truth])
@@ -1175,7 +1177,7 @@ class _Simulation:
             rail=_rail(currency, file_format),
         )
         truth = PaymentTruth(
-            payment_id=entry.end_to_end_id,
+            payment_id=_bank_payment_id(entry, file_format),
             source="bank",
             format=file_format,
             customer_id=customer.customer_id,
@@ -1189,7 +1191,7 @@ class _Simulation:
             ),
             short_pays=tuple(intent.short_pays),
             overpaid_minor=intent.overpaid_minor,
-            aliases=(entry.servicer_ref,),
+            aliases=(entry.servicer_ref, entry.end_to_end_id),
         )
         for invoice, _, settled in intent.items:
             self._settle(invoice, settled, category)
@@ -1336,63 +1338,67 @@ class _Simulation:
         return entry.end_to_end_id
 
     def _flush_settlement(self, at_ts: float) -> None:
+        """One Amazon settlement for every marketplace order since the last one."""
         invoices, self.amazon_buffer = self.amazon_buffer, []
         start_ts, self.settlement_start_ts = self.settlement_start_ts, at_ts
         if not invoices:
             return
         settlement_id = f"{11_000_000_000 + self._next('settlement')}"
         rows: list[fmt.AmazonRow] = []
-        fees = 0
+        truth: list[TruthRecord] = []
         for invoice in invoices:
-            posted = _dt(invoice.issued_ts + 3600)
-            order_id = invoice.aliases[0]
-            commission = invoice.amount_minor * 15 // 100
-            fba = self.rng.randrange(300, 800)
-            fees += commission + fba
-            for amount_type, description, amount in (
-                ("ItemPrice", "Principal", invoice.amount_minor),
-                ("ItemFees", "Commission", -commission),
-                ("ItemFees", "FBAPerUnitFulfillmentFee", -fba),
-            ):
-                rows.append(
-                    fmt.AmazonRow(
-                        order_id,
-                        invoice.number,
-                        amount_type,
-                        description,
-                        amount,
-                        posted,
-                        "SKU-AMZ-1",
-                    )
+            order_rows = self._amazon_rows(invoice)
+            rows += order_rows
+            fee = -sum(row.amount_minor for row in order_rows[1:])
+            truth.append(
+                PaymentTruth(
+                    payment_id=f"amazon:{settlement_id}:{invoice.aliases[0]}",
+                    source="amazon",
+                    format="settlement_v2",
+                    customer_id=invoice.customer.customer_id,
+                    currency=invoice.currency,
+                    amount_minor=invoice.amount_minor - fee,
+                    category="marketplace_settlement",
+                    placeable=True,
+                    received_at=fmt.iso_z(_dt(at_ts)),
+                    allocations=(Allocation(invoice.number, invoice.amount_minor),),
+                    fee_minor=fee,
                 )
+            )
             invoice.pending -= 1
             self._settle(invoice, invoice.amount_minor, "marketplace_settlement")
         total = sum(row.amount_minor for row in rows)
         body = fmt.amazon_settlement(settlement_id, _dt(start_ts), _dt(at_ts), "USD", rows)
-        truth = PaymentTruth(
-            payment_id=settlement_id,
-            source="amazon",
-            format="settlement_v2",
-            customer_id=invoices[0].customer.customer_id,
-            currency="USD",
-            amount_minor=total,
-            category="marketplace_settlement",
-            placeable=True,
-            received_at=fmt.iso_z(_dt(at_ts)),
-            allocations=tuple(
-                Allocation(invoice.number, invoice.amount_minor) for invoice in invoices
-            ),
-            fee_minor=fees,
-        )
         bank_id = self._payout_credit(
-            "USD",
-            total,
-            at_ts + DAY_S / 4,
-            "AMAZON PAYMENTS INC",
-            f"AMAZON SETTLEMENT {settlement_id}",
+            "USD", total, at_ts + DAY_S / 4, "AMAZON PAYMENTS INC", f"SETTLEMENT {settlement_id}"
         )
-        payout = PayoutTruth("amazon", settlement_id, "USD", total + fees, fees, total, bank_id)
-        self._schedule(at_ts, _Delivery("amazon", "settlement_v2", body, truth=[truth, payout]))
+        gross = sum(invoice.amount_minor for invoice in invoices)
+        truth.append(
+            PayoutTruth("amazon", settlement_id, "USD", gross, gross - total, total, bank_id)
+        )
+        self._schedule(at_ts, _Delivery("amazon", "settlement_v2", body, truth=truth))
+
+    def _amazon_rows(self, invoice: _Invoice) -> list[fmt.AmazonRow]:
+        """Principal, then what Amazon keeps: commission and fulfilment fee."""
+        posted = _dt(invoice.issued_ts + 3600)
+        commission = invoice.amount_minor * 15 // 100
+        fba = self.rng.randrange(300, 800)
+        return [
+            fmt.AmazonRow(
+                invoice.aliases[0],
+                invoice.number,
+                amount_type,
+                description,
+                amount,
+                posted,
+                "SKU-1",
+            )
+            for amount_type, description, amount in (
+                ("ItemPrice", "Principal", invoice.amount_minor),
+                ("ItemFees", "Commission", -commission),
+                ("ItemFees", "FBAPerUnitFulfillmentFee", -fba),
+            )
+        ]
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -1458,6 +1464,11 @@ class _Intent:
     structured: tuple[fmt.RemittanceDoc, ...] = ()
     short_pays: list[ShortPayTruth] = field(default_factory=list)
     overpaid_minor: int = 0
+
+
+def _bank_payment_id(entry: fmt.BankEntry, file_format: str) -> str:
+    """BAI2 has no end-to-end field: its payment id is the bank reference."""
+    return entry.servicer_ref if file_format == "bai2" else entry.end_to_end_id
 
 
 def _rail(currency: str, file_format: str) -> str:
