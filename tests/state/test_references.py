@@ -144,7 +144,13 @@ def test_extraction_is_total_on_reference_alphabet(text: str) -> None:
     assert extract_references(text) == extract_references(text)
 
 
-@given(st.from_regex(r"[A-Z]{2,4}-20[0-9]{2}-0{0,3}[1-9][0-9]{2,5}", fullmatch=True))
+@given(
+    st.tuples(
+        st.sampled_from(["INV", "RE", "RG", "FA", "SO", "CN", "AR"]),
+        st.integers(2000, 2099),
+        st.from_regex(r"0{0,3}[1-9][0-9]{2,5}", fullmatch=True),
+    ).map(lambda parts: f"{parts[0]}-{parts[1]}-{parts[2]}")
+)
 def test_separator_variants_meet_on_one_key(number: str) -> None:
     prefix, year, serial = number.split("-")
     variants = [
