@@ -166,6 +166,25 @@ class Resolver:
 
     index: CustomerIndex
     parked: list[Parked] = field(default_factory=list)
+    # Inverted index over `parked`: store key -> parked items that look it up.
+    _waiting: dict[str, list[Parked]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for parked in self.parked:
+            self._watch(parked)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"index": self.index, "parked": self.parked}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.index = state["index"]  # type: ignore[assignment]
+        self.parked = state["parked"]  # type: ignore[assignment]
+        self._waiting = {}
+        self.__post_init__()
+
+    def _watch(self, parked: Parked) -> None:
+        for key in parked.wanted:
+            self._waiting.setdefault(key, []).append(parked)
 
     def on_batch(self, items: Sequence[Stamped]) -> list[Routed | Tagged]:
         queries = [CustomerIndex.query_for(item.event) for item in items]
@@ -209,20 +228,16 @@ class Resolver:
         event = item.event
         if not _is_parkable(event):
             return [_unplaceable(item, evidence)]
-        self.parked.append(Parked(item, query, CustomerIndex.wanted_keys(query)))
+        parked = Parked(item, query, CustomerIndex.wanted_keys(query))
+        self.parked.append(parked)
+        self._watch(parked)
         if isinstance(event, PaymentReceived):
             return [_parked_payment(item, evidence)]
         return []
 
     def _release(self, trigger: Stamped, facts: Sequence[Fact]) -> list[Routed | Tagged]:
         """Re-resolve the parked items the new facts may place; release those placed."""
-        keys = {key for fact in facts for key in fact.store_keys()}
-        names = any(fact.kind is FactKind.NAME for fact in facts)
-        hopeful = [
-            parked
-            for parked in self.parked
-            if parked.wanted & keys or (names and parked.query.payer_name)
-        ]
+        hopeful = self._hopeful(facts)
         if not hopeful:
             return []
         answers = self.index.resolve_many([parked.query for parked in hopeful])
@@ -231,6 +246,8 @@ class Resolver:
             for parked, answer in zip(hopeful, answers, strict=True)
             if answer.customer_id is not None
         }
+        if not placed:
+            return []
         out: list[Routed | Tagged] = []
         still: list[Parked] = []
         for parked in self.parked:
@@ -238,13 +255,37 @@ class Resolver:
             if customer_id is None:
                 still.append(parked)
                 continue
-            released = Stamped(
-                trigger.position, len(out) + 1, trigger.received_at, parked.item.event
-            )
-            self.index.learn(CustomerIndex.facts_for(parked.item.event, customer_id))
+            self._unwatch(parked)
+            event = parked.item.event
+            released = Stamped(trigger.position, len(out) + 1, trigger.received_at, event)
+            self.index.learn(CustomerIndex.facts_for(event, customer_id))
             out.append(Routed(customer_id, customer_id, released))
         self.parked = still
         return out
+
+    def _hopeful(self, facts: Sequence[Fact]) -> list[Parked]:
+        """Parked items that look up a key the facts just wrote, in parking order."""
+        found: dict[int, Parked] = {}
+        for fact in facts:
+            for key in fact.store_keys():
+                for parked in self._waiting.get(key, ()):
+                    found[id(parked)] = parked
+        if any(fact.kind is FactKind.NAME for fact in facts):
+            for parked in self.parked:
+                if parked.query.payer_name:
+                    found[id(parked)] = parked
+        if not found:
+            return []
+        return [parked for parked in self.parked if id(parked) in found]
+
+    def _unwatch(self, parked: Parked) -> None:
+        for key in parked.wanted:
+            waiting = self._waiting.get(key)
+            if waiting is None:
+                continue
+            waiting[:] = [other for other in waiting if other is not parked]
+            if not waiting:
+                del self._waiting[key]
 
 
 def _parked_payment(item: Stamped, evidence: tuple[str, ...]) -> Tagged:
