@@ -366,6 +366,8 @@ def _payouts(envelope: RawEnvelope) -> Decoded:
                 arrival_at=day,
             )
         )
+    if not events and not ignored:
+        ignored.append("shopify:payouts.empty")
     return Decoded(events=tuple(events), ignored=tuple(ignored))
 
 

@@ -369,6 +369,8 @@ def _charge_refunded(ctx: _Ctx) -> Decoded:
         events.append(_reversal(refund, path, charge_id, currency, ctx.created))
     if not items:
         events.extend(_refund_without_list(ctx, charge_id, currency))
+    if not events and not ignored:
+        ignored.append("stripe:charge.refunded.nothing_new")
     return Decoded(events=tuple(events), ignored=tuple(ignored))
 
 
