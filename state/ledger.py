@@ -708,7 +708,7 @@ def _code_gap(run: _Run, pay: _Payment, inv: _Invoice, gap_minor: int, code: str
     if valid:
         _set_open(run.ledger, inv, inv.open_minor - min(gap_minor, max(inv.open_minor, 0)), "cash")
     else:
-        inv.flagged_minor += gap_minor
+        inv.flagged_minor = min(inv.flagged_minor + gap_minor, max(inv.open_minor, 0))
     run.touched[number] = None
     run.out.append(
         ShortPaid(
