@@ -57,15 +57,28 @@ class FlowConfig:
     # Live runs fire dunning/overdue timers from the wall clock; replays only
     # from event time, so they stay deterministic.
     wall_clock_timers: bool = False
+    # Replays run without recovery: skip the cost of pickling state each epoch.
+    snapshots: bool = True
+
+
+_NO_SNAPSHOT = b""
 
 
 def _restore(snapshot: bytes | None) -> Any:
-    return None if snapshot is None else pickle.loads(snapshot)
+    """Our own recovery snapshots (pickled by `_dump`); empty means none."""
+    return pickle.loads(snapshot) if snapshot else None
+
+
+def _dump(value: Any, enabled: bool) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL) if enabled else _NO_SNAPSHOT
 
 
 class _ResolverLogic(StatefulBatchLogic[Stamped, Routed | Tagged, bytes]):
-    def __init__(self, resolver: Resolver, store: IndexStore, keep_index: bool) -> None:
+    def __init__(
+        self, resolver: Resolver, store: IndexStore, keep_index: bool, snapshots: bool
+    ) -> None:
         self.resolver = resolver
+        self.snapshots = snapshots
         self.store = store
         self.keep_index = keep_index
 
@@ -74,7 +87,7 @@ class _ResolverLogic(StatefulBatchLogic[Stamped, Routed | Tagged, bytes]):
 
     def snapshot(self) -> bytes:
         store = self.store if self.keep_index else None
-        return pickle.dumps((self.resolver.parked, store), protocol=pickle.HIGHEST_PROTOCOL)
+        return _dump((self.resolver.parked, store), self.snapshots)
 
 
 class _CustomerLogic(StatefulBatchLogic[Routed, Tagged, bytes]):
@@ -102,23 +115,25 @@ class _CustomerLogic(StatefulBatchLogic[Routed, Tagged, bytes]):
 
     def snapshot(self) -> bytes:
         assert self.step is not None
-        return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
+        return _dump(self.step, self.config.snapshots)
 
 
 class _ProcessorLogic(StatefulBatchLogic[Routed, Tagged, bytes]):
-    def __init__(self, step: ProcessorStep) -> None:
+    def __init__(self, step: ProcessorStep, snapshots: bool) -> None:
         self.step = step
+        self.snapshots = snapshots
 
     def on_batch(self, values: list[Routed]) -> tuple[Iterable[Tagged], bool]:
         return self.step.on_items(routed.item for routed in values), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.step, protocol=pickle.HIGHEST_PROTOCOL)
+        return _dump(self.step, self.snapshots)
 
 
 def _processor_builder(config: FlowConfig) -> Callable[[bytes | None], _ProcessorLogic]:
     def build(snapshot: bytes | None) -> _ProcessorLogic:
-        return _ProcessorLogic(_restore(snapshot) or ProcessorStep(config.fee_policy))
+        step = _restore(snapshot) or ProcessorStep(config.fee_policy)
+        return _ProcessorLogic(step, config.snapshots)
 
     return build
 
@@ -138,7 +153,8 @@ def _resolver_builder(config: FlowConfig) -> Callable[[bytes | None], _ResolverL
         else:
             store = saved_store if saved_store is not None else DictStore()
         resolver = Resolver(CustomerIndex(store), parked)
-        return _ResolverLogic(resolver, store, keep_index=config.index_store is None)
+        keep_index = config.index_store is None
+        return _ResolverLogic(resolver, store, keep_index, config.snapshots)
 
     return build
 

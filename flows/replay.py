@@ -192,7 +192,8 @@ def replay(
     show = sys.stderr.isatty() if progress is None else progress
     meter = _Progress(size, sys.stderr if show else None)
     sink = CollectSink()
-    flow = build_flow(JsonlSource(input_path, meter), sink, config or FlowConfig())
+    config = config or FlowConfig(snapshots=False)
+    flow = build_flow(JsonlSource(input_path, meter), sink, config)
     run_main(flow)  # type: ignore[no-untyped-call]
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / "outcomes.jsonl"

@@ -60,9 +60,20 @@ class _Record:
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"type": self.type}
-        for item in fields(self):  # type: ignore[arg-type]
-            record[item.name] = _render(getattr(self, item.name))
+        for name in _field_names(type(self)):
+            record[name] = _render(getattr(self, name))
         return record
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """Field names per outcome class, computed once (to_record is on the hot path)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(item.name for item in fields(cls))
+    return names
 
 
 @dataclass(frozen=True, slots=True)
