@@ -50,6 +50,11 @@ _MAX_AMOUNT_CHARS = 40
 _MAX_SAFE_FLOAT = 2.0**53
 # Unix seconds accepted as timestamps: 1970 .. 9999.
 _MAX_UNIX_S = 253_402_300_799
+# Known codes in either case -> upper case; a dict look-up on the hot path.
+_KNOWN_CURRENCIES = {
+    **{code: code for code in CURRENCY_EXPONENTS},
+    **{code.lower(): code for code in CURRENCY_EXPONENTS},
+}
 
 
 def reject_on_error(decoder: Decoder) -> Decoder:
@@ -169,7 +174,10 @@ class Fields:
         raise self._wrong(path or "body", "object", value)
 
     def obj(self, parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
-        return self.mapping(parent.get(key), self._join(path, key))
+        value = parent.get(key)
+        if type(value) is dict:
+            return value
+        return self.mapping(value, self._join(path, key))
 
     def opt_obj(self, parent: Mapping[str, Any], key: str) -> dict[str, Any] | None:
         value = parent.get(key)
@@ -200,7 +208,7 @@ class Fields:
 
     def opt_text(self, parent: Mapping[str, Any], key: str) -> str | None:
         value = parent.get(key)
-        if isinstance(value, str) and value.strip():
+        if type(value) is str and value and not value.isspace():
             return value
         return None
 
@@ -235,13 +243,24 @@ class Fields:
         self, parent: Mapping[str, Any], key: str, path: str, *, allow_negative: bool = False
     ) -> int:
         """An integer minor-unit amount (Stripe), bounded and sign-checked."""
+        value = parent.get(key)
+        if type(value) is int and 0 <= value <= MAX_ABS_MINOR:
+            return value  # the common case, without building an error path
         value = self.integer(parent, key, path)
         return check_minor(value, self._join(path, key), allow_negative=allow_negative)
 
     def currency(self, parent: Mapping[str, Any], key: str, path: str) -> str:
-        return currency_code(parent.get(key), self._join(path, key), self.provider)
+        value = parent.get(key)
+        if type(value) is str:
+            code = _KNOWN_CURRENCIES.get(value)
+            if code is not None:
+                return code
+        return currency_code(value, self._join(path, key), self.provider)
 
     def unix(self, parent: Mapping[str, Any], key: str, path: str) -> datetime:
+        value = parent.get(key)
+        if type(value) is int and 0 <= value <= _MAX_UNIX_S:
+            return datetime.fromtimestamp(value, UTC)
         value = self.integer(parent, key, path)
         return unix_time(value, self._join(path, key), self.provider)
 

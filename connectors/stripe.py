@@ -259,9 +259,11 @@ def _charge_fee(charge: dict[str, Any]) -> int:
 
 def _metadata_refs(metadata: dict[str, Any], keys: tuple[str, ...]) -> list[str | None]:
     refs: list[str | None] = []
+    if not metadata:
+        return refs
     for key in keys:
-        value = F.opt_text(metadata, key)
-        if value:
+        value = metadata.get(key)
+        if type(value) is str and value:
             refs.extend(part.strip() for part in value.split(","))
     return refs
 
