@@ -101,7 +101,7 @@ def _parse(envelope: RawEnvelope) -> Element:
     data = _DEFAULT_NS.sub(b"", data, count=1)
     try:
         root = _fast_parse(data) if _DOCTYPE not in data else fromstring(data, forbid_dtd=True)
-    except (ParseError, DefusedXmlException, ValueError) as error:
+    except (ParseError, DefusedXmlException, ValueError, LookupError) as error:
         raise DecodeError(f"{_fmt_of(envelope)}.malformed_xml", str(error)[:200]) from None
     if root.tag[:1] == "{" or _PREFIXED.search(data):
         for element in root.iter():

@@ -283,5 +283,12 @@ def guarded(fmt: str, parse: Callable[[RawEnvelope], Decoded], envelope: RawEnve
         return parse(envelope)
     except DecodeError as error:
         return Decoded.rejected(error.reason, error.detail)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
+    except (
+        ValueError,
+        TypeError,
+        LookupError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+    ) as error:
         return Decoded.rejected(f"{fmt}.malformed", f"{type(error).__name__}: {error}")
