@@ -295,6 +295,19 @@ def _keys(kind: FactKind, values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(key for key in keys if key))
 
 
+_NAMESPACED_ID = re.compile(r"^[a-z_]+:(\S+)$")
+
+
+def _with_bare_ids(external_ids: Sequence[str]) -> list[str]:
+    """Namespaced ids ("shopify_customer:600...") also as the bare id an ERP stores."""
+    expanded = list(external_ids)
+    for external_id in external_ids:
+        match = _NAMESPACED_ID.match(external_id)
+        if match:
+            expanded.append(match.group(1))
+    return expanded
+
+
 def _plan(query: ResolveQuery) -> _Plan:
     explicit = _keys(FactKind.REF, query.invoice_refs)
     mined = (ref for text in query.references for ref in _text_refs(text))
@@ -303,7 +316,7 @@ def _plan(query: ResolveQuery) -> _Plan:
     cores = (_core(key.removeprefix(ref_prefix)) for key in explicit + text_refs)
     return _Plan(
         payment=_keys(FactKind.PAYMENT, [query.payment_id] if query.payment_id else []),
-        external=_keys(FactKind.EXTERNAL_ID, query.external_ids),
+        external=_keys(FactKind.EXTERNAL_ID, _with_bare_ids(query.external_ids)),
         explicit_refs=explicit,
         text_refs=text_refs,
         core_refs=tuple(dict.fromkeys(f"{CORE_PREFIX}{core}" for core in cores if core)),

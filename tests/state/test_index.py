@@ -548,3 +548,11 @@ def test_same_answers_over_redis_in_one_round_trip_per_batch(redis_url: str) -> 
     assert over_redis == CustomerIndex(local).resolve_many(queries)
     assert [a.customer_id for a in over_redis] == ["C1", None, "C1", "C2", None]
     client.close()
+
+
+def test_namespaced_provider_id_finds_the_bare_id_an_erp_stores() -> None:
+    index = CustomerIndex(DictStore())
+    index.learn([Fact(FactKind.EXTERNAL_ID, "6000880740", "CUST-112")])
+    answer = index.resolve(ResolveQuery(external_ids=("shopify_customer:6000880740",)))
+    assert answer.customer_id == "CUST-112"
+    assert answer.method == "external_id"
