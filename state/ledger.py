@@ -20,11 +20,13 @@ unapplied cash first, then the payment's unused credit, then its applications
 newest first (those invoices reopen).
 
 Idempotency: an event id or payment id seen again yields `Duplicate` and
-changes nothing. The seen-id memory is a bounded FIFO (`seen_ids_max`); that is
-safe because (1) provider retries and crash replays arrive within days, far
-inside the window of 50,000 ids per customer, and (2) a payment id is also
-recognised for as long as the payment's own record is in state, which is until
-every invoice it touched has left the settled-retention window.
+changes nothing; an invoice is keyed by its number, which the ledger holds
+while it is open and for the retention window after. The seen-id memory is a
+bounded FIFO (`seen_ids_max`). That is safe because (1) provider retries and
+crash replays arrive within days, far inside a window of 50,000 ids per
+customer, and (2) a payment id is also recognised for as long as the payment's
+own record is in state, which is until every invoice it touched has left the
+settled-retention window.
 
 Retention: settled invoices stay `settled_retention_days` (chargebacks and
 refunds need their applications), then leave together with the payment records
@@ -362,7 +364,8 @@ def apply(
     if _is_duplicate(state, event):
         run.out.append(Duplicate(run.oid("duplicate"), run.at, _subject(event), event.event_id))
     else:
-        _remember(state, event.event_id, policy)
+        if not isinstance(event, InvoiceIssued):  # keyed by its number while held
+            _remember(state, event.event_id, policy)
         _dispatch(run, event)
         _emit_statuses(run)
     return (None if state.is_empty() else state), run.out
@@ -556,10 +559,15 @@ def _set_open(ledger: Ledger, inv: _Invoice, open_minor: int, closing: str) -> N
     totals[entry.currency] = totals.get(entry.currency, 0) + max(open_minor, 0) - max(old, 0)
     number = entry.invoice_number
     if open_minor > 0:
+        book = ledger.book
         if old > 0:
-            ledger.book.set_open(number, open_minor)
+            book.set_open(number, open_minor)
         else:
-            ledger.book.add(replace(entry, open_minor=open_minor))
+            fresh = (
+                entry if entry.open_minor == open_minor else replace(entry, open_minor=open_minor)
+            )
+            book.add(fresh)
+        inv.entry = book.get(number) or entry  # one shared record per open invoice
         return
     inv.reopened = False
     inv.closed_by = closing

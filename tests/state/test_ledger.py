@@ -499,11 +499,14 @@ def test_duplicates_change_nothing(
     assert pickle.dumps(driver.ledger) == before
 
 
-def test_seen_id_memory_is_bounded() -> None:
+def test_seen_id_memory_is_bounded_and_held_payments_stay_recognised() -> None:
     policy = LedgerPolicy(seen_ids_max=10)
-    driver = run(*[invoice(f"I{n}", 100 + n) for n in range(30)], policy=policy)
+    driver = run(invoice("A", 10_000_000), policy=policy)
+    driver.feed(*[payment(f"P{n}", 100 + n, "A", on=1 + n / 100) for n in range(30)])
     assert driver.ledger is not None
     assert len(driver.ledger.seen) == 10
+    assert "pay:P0" not in driver.ledger.seen  # evicted, yet its record still knows it
+    assert [type(o) for o in driver.feed(payment("P0", 100, "A"))] == [Duplicate]
 
 
 # --- reversals --------------------------------------------------------------------------

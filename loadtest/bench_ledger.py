@@ -1,0 +1,134 @@
+"""Ledger micro-benchmarks: payment latency by book size, memory per open invoice.
+
+Run: `.venv/bin/python -m arrecon.loadtest.bench_ledger [--samples N]`
+
+Latency: a customer holds 10, 1,000 or 10,000 open invoices; each sample applies
+one new payment quoting one invoice (a partial payment, so the book keeps its
+size) through `ledger.apply`, timed with perf_counter_ns. Targets: median
+<= 20 us at 1,000 invoices.
+
+Memory: tracemalloc measures what stays allocated after 10,000 invoices were
+issued into one ledger (the events themselves are released first, so only what
+the ledger keeps is counted: its records, the matcher's book and indexes, the
+timers and the idempotency memory). Target: <= 400 bytes per open invoice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from time import perf_counter_ns
+
+from arrecon.state.events import InvoiceIssued, PaymentReceived
+from arrecon.state.ledger import Ledger, LedgerPolicy, apply
+from arrecon.state.matching import OpenBook, OpenInvoice
+from arrecon.state.money import Money
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+POLICY = LedgerPolicy()
+CUSTOMER = "C-BENCH"
+
+
+def invoice_events(count: int, seed: int = 7) -> list[InvoiceIssued]:
+    """Realistic shapes: distinct issue times, due dates on 60 calendar days, varied amounts."""
+    rng = random.Random(seed)
+    events = []
+    for n in range(count):
+        issued = T0 + timedelta(minutes=n)
+        due = datetime(2026, 2, 1, tzinfo=UTC) + timedelta(days=n % 60)
+        number = f"INV-2026-{n:06d}"
+        events.append(
+            InvoiceIssued(
+                event_id=f"erp:invoice:{number}",
+                occurred_at=issued,
+                invoice_number=number,
+                amount=Money(rng.randrange(50_000, 5_000_000), "USD"),
+                issued_at=issued,
+                due_at=due,
+                po_number=f"PO-{rng.randrange(10**6):06d}" if n % 3 == 0 else None,
+            )
+        )
+    return events
+
+
+def build(count: int) -> Ledger:
+    ledger: Ledger | None = None
+    for event in invoice_events(count):
+        ledger, _ = apply(ledger, CUSTOMER, event, event.occurred_at, POLICY)
+    assert ledger is not None
+    return ledger
+
+
+def payment_latency_ns(count: int, samples: int) -> list[int]:
+    """Per-sample ns of `apply` for a payment quoting one random invoice."""
+    ledger: Ledger | None = build(count)
+    rng = random.Random(11)
+    at = T0 + timedelta(days=20)
+    timings = []
+    for n in range(samples):
+        number = f"INV-2026-{rng.randrange(count):06d}"
+        payment = PaymentReceived(
+            event_id=f"bank:{n}",
+            occurred_at=at,
+            payment_id=f"TX-{n}",
+            amount=Money(100, "USD"),
+            source="bank",
+            references=(f"Payment {number} thank you",),
+        )
+        start = perf_counter_ns()
+        ledger, _ = apply(ledger, CUSTOMER, payment, at, POLICY)
+        timings.append(perf_counter_ns() - start)
+    return timings
+
+
+def traced_bytes(make: Callable[[], object]) -> tuple[int, object]:
+    """Bytes still allocated after `make()` returns (its garbage collected first)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = make()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return after - before, kept
+
+
+def _book_only(count: int) -> OpenBook:
+    book = OpenBook()
+    for event in invoice_events(count):
+        amount = event.amount.amount_minor
+        book.add(
+            OpenInvoice(event.invoice_number, "USD", amount, amount, event.due_at, event.po_number)
+        )
+    return book
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=5_000)
+    args = parser.parse_args(argv)
+    print("payment apply latency (payment quotes one invoice in free text)")
+    for count in (10, 1_000, 10_000):
+        timings = sorted(payment_latency_ns(count, args.samples))
+        median_us = statistics.median(timings) / 1000
+        p99_us = timings[int(len(timings) * 0.99)] / 1000
+        print(f"  {count:>6} open invoices: median {median_us:7.1f} us   p99 {p99_us:7.1f} us")
+    count = 10_000
+    total, ledger = traced_bytes(lambda: build(count))
+    book, _ = traced_bytes(lambda: _book_only(count))
+    assert isinstance(ledger, Ledger)
+    print(f"memory per open invoice ({count:,} invoices, tracemalloc)")
+    print(f"  whole ledger          {total / count:7.0f} bytes")
+    print(f"  of which OpenBook     {book / count:7.0f} bytes (matcher indexes)")
+    print(f"  ledger records+timers {(total - book) / count:7.0f} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
