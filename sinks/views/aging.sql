@@ -13,12 +13,7 @@ WITH
     inv AS (
         SELECT
             invoice_number,
-            argMax(customer_id, version) AS customer_id,
-            argMax(status, version) AS status,
-            argMax(open_minor, version) AS open_minor,
-            argMax(currency, version) AS currency,
-            argMax(due_at, version) AS due_at,
-            argMax(channel, version) AS channel
+            argMax((customer_id, status, open_minor, currency, due_at, channel), version) AS s
         FROM invoice_events
         WHERE version_at <= {as_of:DateTime64(3, 'UTC')}
         GROUP BY invoice_number
@@ -37,7 +32,11 @@ WITH
             if(ifNull(seg.segment, '') = '', 'unassigned', seg.segment) AS segment,
             inv.open_minor AS open_minor,
             toDate({as_of:DateTime64(3, 'UTC')}, 'UTC') - toDate(inv.due_at, 'UTC') AS days_past_due
-        FROM inv
+        FROM (
+            SELECT s.1 AS customer_id, s.2 AS status, s.3 AS open_minor, s.4 AS currency,
+                   s.5 AS due_at, s.6 AS channel
+            FROM inv
+        ) AS inv
         LEFT JOIN seg ON seg.customer_id = inv.customer_id
         WHERE inv.open_minor > 0
           AND inv.status NOT IN ('paid', 'credited', 'written_off', 'void')

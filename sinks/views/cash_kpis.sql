@@ -13,7 +13,8 @@
 --   deductions_*       open 'deduction' / 'invalid_deduction' exceptions as of T;
 --                      ages are calendar days from opened_at to T
 --   disputed_*         disputes whose latest step at or before T is 'opened'
--- Applications are read with FINAL so a re-inserted row never counts twice;
+-- Only pairs with an application inside the window are read (whole history of
+-- those pairs).  Applications are read with FINAL so a re-inserted row never counts twice;
 -- exceptions and chargebacks are reduced with argMax, which duplicates cannot skew.
 WITH
     pairs AS (
@@ -25,6 +26,12 @@ WITH
             minIf(at, reversed = 0) AS first_at
         FROM applications FINAL
         WHERE at <= {as_of:DateTime64(3, 'UTC')}
+          AND (payment_id, invoice_number) IN (
+              SELECT payment_id, invoice_number
+              FROM applications
+              WHERE at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({period_days:UInt32})
+                AND at <= {as_of:DateTime64(3, 'UTC')}
+                AND reversed = 0)
         GROUP BY payment_id, invoice_number
         HAVING net_minor > 0
            AND first_at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({period_days:UInt32})
