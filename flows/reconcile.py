@@ -38,6 +38,7 @@ from arrecon.flows.steps import (
     decode_stamped,
 )
 from arrecon.state import fees, ledger
+from arrecon.state.events import CustomerUpserted, PayoutSettled
 from arrecon.state.index import CustomerIndex, DictStore, IndexStore
 
 __all__ = ["FlowConfig", "build_flow"]
@@ -171,16 +172,37 @@ def _is_processor(pair: tuple[str, Routed]) -> bool:
     return pair[0].startswith(PROCESSOR_PREFIX)
 
 
+Envelopes = Stream[RawEnvelope | InputError]
+InputSpec = Source[RawEnvelope | InputError] | Callable[[Dataflow], Envelopes]
+
+
+def _is_customer_or_payout(item: Stamped) -> bool:
+    return isinstance(item.event, CustomerUpserted | PayoutSettled)
+
+
+def _is_envelope(item: RawEnvelope | InputError) -> TypeGuard[RawEnvelope]:
+    return isinstance(item, RawEnvelope)
+
+
 def build_flow(
-    source: Source[RawEnvelope | InputError],
-    sink: Sink[Tagged],
+    source: InputSpec,
+    sink: Sink[Any],
     config: FlowConfig | None = None,
     flow_id: str = "arrecon",
+    record_events: bool = False,
 ) -> Dataflow:
-    """The reconciliation dataflow from `source` envelopes to `sink` outcomes."""
+    """The reconciliation dataflow from `source` envelopes to `sink` outcomes.
+
+    `source` is a Bytewax source or a function adding the input steps (Kafka).
+    With `record_events`, the sink also receives raw envelopes and the
+    customer/payout events that have rows of their own (ClickHouse).
+    """
     config = config or FlowConfig()
     flow = Dataflow(flow_id)
-    envelopes = op.input("envelopes", flow, source)
+    if isinstance(source, Source):
+        envelopes: Envelopes = op.input("envelopes", flow, source)
+    else:
+        envelopes = source(flow)
     decoded = op.flat_map("decode", envelopes, decode_stamped)
     split = op.branch("split_rejects", decoded, _is_stamped)
     rejected = cast(Stream[Tagged], split.falses)
@@ -194,12 +216,14 @@ def build_flow(
     by_kind = op.branch("split_processors", routed, _is_processor)
     fee_outcomes = op.stateful_batch("fees", by_kind.trues, _processor_builder(config))
     customer_outcomes = op.stateful_batch("ledgers", by_kind.falses, _customer_builder(config))
-    outcomes = op.merge(
-        "outcomes",
+    outputs: list[Stream[Any]] = [
         rejected,
         parked,
         op.key_rm("fee_outcomes", fee_outcomes),
         op.key_rm("customer_outcomes", customer_outcomes),
-    )
-    op.output("sink", outcomes, sink)
+    ]
+    if record_events:
+        outputs.append(op.filter("record_events", split.trues, _is_customer_or_payout))
+        outputs.append(op.filter("raw_envelopes", envelopes, _is_envelope))
+    op.output("sink", op.merge("outputs", *outputs), sink)
     return flow

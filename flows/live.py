@@ -1,0 +1,176 @@
+"""Live inputs and outputs of the flow: the journal or Kafka in, ClickHouse out.
+
+Inputs keep their read position in Bytewax recovery (journal offset, Kafka
+offsets), so a restart resumes where the last snapshot was taken and replays
+the rest: at-least-once. Outcome rows carry deterministic ids and land in
+ReplacingMergeTree tables, so the replayed rows change nothing.
+
+The ClickHouse sink holds one writer per worker process (chDB admits a single
+engine per folder and process); with several processes ClickHouse must be a
+server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+from bytewax.connectors.kafka import operators as kafka_op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from arrecon.connectors.envelope import RawEnvelope
+from arrecon.connectors.intake import decode_envelope
+from arrecon.connectors.journal import JournalOffset, JournalReader
+from arrecon.flows.steps import InputError, Stamped, Tagged
+from arrecon.sinks.clickhouse import ClickHouseWriter
+from arrecon.sinks.rows import TableRow, customer_rows, fee_rows, outcome_rows, raw_event_row
+from arrecon.state.events import CustomerUpserted, PayoutSettled
+
+__all__ = ["ClickHouseSink", "JournalSource", "SinkItem", "kafka_input", "position_of"]
+
+POLL_IDLE = timedelta(milliseconds=50)
+READ_BATCH = 1000
+_SEGMENT_SPAN = 1 << 40
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+SinkItem = Tagged | Stamped | RawEnvelope
+
+
+def position_of(offset: JournalOffset) -> int:
+    """A journal offset as one increasing integer (segment-major)."""
+    return offset.segment * _SEGMENT_SPAN + offset.position
+
+
+def _envelope(record: bytes, position: int) -> RawEnvelope | InputError:
+    try:
+        return decode_envelope(record, position)
+    except (ValueError, KeyError, TypeError) as error:
+        return InputError(position, "", f"bad_record: {error!r}", _EPOCH)
+
+
+class _JournalPartition(StatefulSourcePartition[RawEnvelope | InputError, str]):
+    def __init__(self, directory: Path, resume: str | None) -> None:
+        offset = JournalOffset.parse(resume) if resume else None
+        self.reader = JournalReader(directory, offset)
+        self.idle = False
+
+    def next_batch(self) -> list[RawEnvelope | InputError]:
+        records = self.reader.read(READ_BATCH)
+        self.idle = not records
+        return [_envelope(record, position_of(offset)) for offset, record in records]
+
+    def next_awake(self) -> datetime | None:
+        return datetime.now(UTC) + POLL_IDLE if self.idle else None
+
+    def snapshot(self) -> str:
+        return str(self.reader.offset)
+
+
+class JournalSource(FixedPartitionedSource[RawEnvelope | InputError, str]):
+    """Tails the receiver's local journal; the offset lives in Bytewax recovery."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def list_parts(self) -> list[str]:
+        return ["journal"]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: str | None
+    ) -> _JournalPartition:
+        return _JournalPartition(self.directory, resume_state)
+
+
+def _from_kafka(
+    message: KafkaSourceMessage[bytes | None, bytes | None],
+) -> RawEnvelope | InputError:
+    position = message.offset or 0
+    if message.value is None:
+        return InputError(position, "", "empty_kafka_message", _EPOCH)
+    return _envelope(message.value, position)
+
+
+def _kafka_error(error: KafkaError[bytes | None, bytes | None]) -> InputError:
+    offset = error.msg.offset or 0
+    return InputError(offset, "kafka", f"kafka_error: {error.err}", _EPOCH)
+
+
+def kafka_input(
+    brokers: str, topic: str, group: str = "arrecon", tail: bool = True
+) -> Callable[[Dataflow], Stream[RawEnvelope | InputError]]:
+    """Kafka in: messages become envelopes, consumer errors become rejections.
+
+    `tail=False` stops at the end of each partition (bounded runs and tests).
+    """
+
+    def build(flow: Dataflow) -> Stream[RawEnvelope | InputError]:
+        out = kafka_op.input(
+            "kafka_in",
+            flow,
+            brokers=brokers.split(","),
+            topics=[topic],
+            tail=tail,
+            add_config={"group.id": group},
+        )
+        oks = op.map("kafka_envelopes", out.oks, _from_kafka)
+        errs = op.map("kafka_errors", out.errs, _kafka_error)
+        return op.merge("kafka_all", oks, errs)
+
+    return build
+
+
+def sink_rows(item: SinkItem) -> list[TableRow]:
+    """The ClickHouse rows for one flow output."""
+    if isinstance(item, Tagged):
+        return outcome_rows(item.outcome, seq=max(item.seq, 0) % 1000)
+    if isinstance(item, RawEnvelope):
+        return [raw_event_row(item)]
+    event = item.event
+    if isinstance(event, CustomerUpserted):
+        return customer_rows(event)
+    if isinstance(event, PayoutSettled):
+        return fee_rows(event)
+    return []
+
+
+class _ClickHousePartition(StatelessSinkPartition[SinkItem]):
+    def __init__(self, writer: ClickHouseWriter, on_written: Callable[[list[SinkItem]], None]):
+        self.writer = writer
+        self.on_written = on_written
+
+    def write_batch(self, items: list[SinkItem]) -> None:
+        self.writer.write(row for item in items for row in sink_rows(item))
+        self.writer.flush()
+        self.on_written(items)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ClickHouseSink(DynamicSink[SinkItem]):
+    """Outcome, customer, fee and raw-envelope rows into ClickHouse (chDB or server)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        on_written: Callable[[list[SinkItem]], None] = lambda _items: None,
+        **writer_options: Any,
+    ) -> None:
+        self.dsn = dsn
+        self.on_written = on_written
+        self.writer_options = writer_options
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ClickHousePartition:
+        writer = ClickHouseWriter(self.dsn, **self.writer_options).open()
+        return _ClickHousePartition(writer, self.on_written)
+
+
+def record_events(items: Iterable[Stamped]) -> list[Stamped]:
+    """Events that have rows of their own (customers, payout fee lines)."""
+    return [item for item in items if isinstance(item.event, CustomerUpserted | PayoutSettled)]
