@@ -71,6 +71,7 @@ from arrecon.state.outcomes import (
     Unapplied,
     make_outcome_id,
 )
+from arrecon.state.references import RefKind, extract_references
 
 __all__ = [
     "CustomerEvent",
@@ -631,15 +632,26 @@ def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | 
     end where invoice-before-cash does. Naming an invoice already settled is held
     too (a likely double payment, for a person to decide).
     """
-    named = event.invoice_refs + tuple(line.invoice_ref for line in event.remittance)
-    unresolved = bool(named) and all(ledger.book.find(ref) is None for ref in named)
     weak = match.method == "none" or not match.allocations or match.method in _WEAK_METHODS
-    if unresolved and weak:
+    if not weak:
+        return None
+    named = _named_invoices(event)
+    unresolved = bool(named) and all(ledger.book.find(ref) is None for ref in named)
+    if unresolved:
         settled = any(ref in ledger.invoices for ref in named)
         return "invoice_settled" if settled else "awaiting_invoice"
-    if match.method == "none" or not match.allocations:
-        return "no_match"
-    return None
+    return "no_match" if match.method == "none" or not match.allocations else None
+
+
+def _named_invoices(event: PaymentReceived) -> tuple[str, ...]:
+    """Invoices the payer named: explicit refs, remittance lines, labelled refs in texts."""
+    texts = tuple(
+        token.text
+        for text in event.references
+        for token in extract_references(text)
+        if token.labelled and token.kind is RefKind.INVOICE
+    )
+    return event.invoice_refs + tuple(line.invoice_ref for line in event.remittance) + texts
 
 
 def _unapplied(
