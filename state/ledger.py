@@ -37,6 +37,7 @@ the key; a customer profile alone keeps the ledger (terms and limits matter).
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -239,6 +240,7 @@ class Ledger:
         "pending_adjustments",
         "profile",
         "seen",
+        "seen_order",
         "timers",
         "unapplied",
     )
@@ -254,7 +256,8 @@ class Ledger:
         self.disputes: dict[str, _Dispute] = {}
         self.pending_adjustments: dict[str, list[InvoiceAdjusted]] = {}
         self.open_totals: dict[str, int] = {}  # currency -> sum of positive open amounts
-        self.seen: dict[str, None] = {}  # insertion-ordered FIFO of ids
+        self.seen: set[str] = set()  # ids remembered for idempotency ...
+        self.seen_order: deque[str] = deque()  # ... and their arrival order (FIFO bound)
         self.due_groups: dict[datetime, _DueGroup] = {}
         self.drop_days: dict[datetime, list[tuple[bool, str]]] = {}  # (is_invoice, key)
         self.timers: list[tuple[datetime, int, datetime]] = []  # heap (fire_at, kind, key)
@@ -422,10 +425,10 @@ def _is_duplicate(ledger: Ledger, event: CustomerEvent) -> bool:
 
 
 def _remember(ledger: Ledger, key: str, policy: LedgerPolicy) -> None:
-    seen = ledger.seen
-    seen[key] = None
-    while len(seen) > policy.seen_ids_max:
-        del seen[next(iter(seen))]
+    ledger.seen.add(key)
+    ledger.seen_order.append(key)
+    while len(ledger.seen_order) > policy.seen_ids_max:
+        ledger.seen.discard(ledger.seen_order.popleft())
 
 
 def _dispatch(run: _Run, event: CustomerEvent) -> None:
