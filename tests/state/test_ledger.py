@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from arrecon.state.aging import AgingSummary
 from arrecon.state.events import (
     AdjustmentKind,
     CustomerUpserted,
@@ -725,3 +726,57 @@ def test_ledger_pickles() -> None:
 def test_memo_before_its_invoice_is_applied_on_arrival() -> None:
     driver = run(adjust("A", MEMO, 4_000, on=0), invoice("A", 10_000, on=1))
     assert driver.state("A") == ("partially_paid", 6_000)
+
+
+def test_aging_over_a_ledger_as_of_two_dates() -> None:
+    driver = run(
+        invoice("A", 10_000, due=10),
+        invoice("B", 5_000, due=40),
+        invoice("C", 2_000, due=-50, on=-80),
+        payment("P", 4_000, "A"),
+    )
+    assert driver.ledger is not None
+    now = AgingSummary.of(driver.ledger, day(20))
+    assert list(now.row("USD").values()) == [5_000, 6_000, 0, 2_000, 0]
+    later = AgingSummary.of(driver.ledger, day(120))
+    assert list(later.row("USD").values()) == [0, 0, 0, 5_000, 8_000]
+
+
+STREAM = [
+    customer(allowance_bps=300, credit_limit=Money(12_000, "USD")),
+    invoice("A", 10_000),
+    invoice("B", 5_000),
+    payment("P1", 9_700, "A"),
+    payment("P2", 7_000, "B"),
+    remit("P3", ("A", 100, 0, None)),
+    refund("P2", 1_000),
+    payment("P4", 3_333),
+    dispute("D", "P1", OPENED, 9_700),
+    invoice("C", 3_333, on=7),
+    dispute("D", "P1", WON, 9_700, on=9),
+    adjust("B", MEMO, 500, on=10),
+]
+
+
+def test_outcome_ids_are_unique_and_replays_are_identical() -> None:
+    first = run(*STREAM).outcomes
+    second = run(*STREAM).outcomes
+    assert [o.to_record() for o in first] == [o.to_record() for o in second]
+    ids = [o.outcome_id for o in first]
+    assert len(set(ids)) == len(ids)
+    kinds = {o.type for o in first}
+    assert {"applied", "overpaid", "short_paid", "reversed", "chargeback"} <= kinds
+    assert {"invoice_status", "credit_limit_exceeded", "unapplied"} <= kinds
+
+
+def test_every_event_outcome_carries_the_event_time() -> None:
+    driver = Run()
+    for event in STREAM:
+        for outcome in driver.feed(event):
+            assert outcome.at == event.occurred_at
+
+
+def test_naive_times_are_refused() -> None:
+    naive = datetime(2026, 3, 2, 9, 0)
+    with pytest.raises(ValueError, match="naive"):
+        apply(None, CUSTOMER, invoice("A", 100), naive, POLICY)
