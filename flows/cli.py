@@ -54,3 +54,63 @@ def replay(input_path: Path, out_dir: Path, progress: bool | None) -> None:
     except ReplayError as error:
         raise click.ClickException(str(error)) from None
     click.echo(str(out_path), err=True)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Journal, recovery and chDB folder [env ARRECON_DATA_DIR; ./arrecon-data].",
+)
+@click.option("--kafka", default=None, help="Kafka bootstrap servers [env ARRECON_KAFKA].")
+@click.option("--redis", default=None, help="Redis URL for the index [env ARRECON_REDIS].")
+@click.option(
+    "--clickhouse",
+    default=None,
+    help="ClickHouse DSN, http://... or chdb:///path [env ARRECON_CLICKHOUSE].",
+)
+@click.option("--host", default=None, help="Bind address [127.0.0.1].")
+@click.option("--port", type=int, default=None, help="HTTP port [8080].")
+@click.option("-w", "--workers", type=int, default=None, help="Bytewax workers per process.")
+@click.option("-i", "--process-id", type=int, default=0, help="This process in a cluster.")
+@click.option(
+    "-a",
+    "--addresses",
+    default=None,
+    help="Comma-separated host:port of every cluster process (with -i).",
+)
+@click.option("--snapshot-interval", type=float, default=None, help="Recovery snapshot seconds.")
+def run(
+    *,
+    data_dir: Path | None,
+    kafka: str | None,
+    redis: str | None,
+    clickhouse: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    process_id: int,
+    addresses: str | None,
+    snapshot_interval: float | None,
+) -> None:
+    """Receive webhooks and feeds, reconcile live, write ClickHouse (Ctrl-C stops)."""
+    from arrecon.connectors.webhook import ReceiverSettings
+    from arrecon.flows.run import run as run_live
+    from arrecon.flows.settings import Settings
+
+    settings = Settings.from_env().with_overrides(
+        data_dir=data_dir,
+        kafka=kafka,
+        redis=redis,
+        clickhouse=clickhouse,
+        host=host,
+        port=port,
+        workers=workers,
+        snapshot_interval_s=snapshot_interval,
+    )
+    cluster = addresses.split(",") if addresses else None
+    if cluster and not settings.kafka:
+        raise click.UsageError("several processes need --kafka (the journal is local)")
+    click.echo(f"arrecon: listening on http://{settings.host}:{settings.port}", err=True)
+    run_live(settings, ReceiverSettings.from_env(), process_id=process_id, addresses=cluster)

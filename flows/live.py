@@ -28,9 +28,11 @@ from arrecon.connectors.envelope import RawEnvelope
 from arrecon.connectors.intake import decode_envelope
 from arrecon.connectors.journal import JournalOffset, JournalReader
 from arrecon.flows.steps import InputError, Stamped, Tagged
-from arrecon.sinks.clickhouse import ClickHouseWriter
+from arrecon.sinks import metrics
+from arrecon.sinks.clickhouse import BatchReport, ClickHouseWriter
 from arrecon.sinks.rows import TableRow, customer_rows, fee_rows, outcome_rows, raw_event_row
 from arrecon.state.events import CustomerUpserted, PayoutSettled
+from arrecon.state.outcomes import Rejected
 
 __all__ = ["ClickHouseSink", "JournalSource", "SinkItem", "kafka_input", "position_of"]
 
@@ -139,6 +141,30 @@ def sink_rows(item: SinkItem) -> list[TableRow]:
     return []
 
 
+def _count(items: list[SinkItem]) -> None:
+    """Prometheus counters for what reached the sink (bounded labels only)."""
+    now = datetime.now(UTC)
+    for item in items:
+        if isinstance(item, RawEnvelope):
+            metrics.EVENTS_IN.labels(item.source, item.kind or "-").inc()
+            metrics.INPUT_POSITION.set(item.position)
+        elif isinstance(item, Tagged):
+            outcome = item.outcome
+            metrics.OUTCOMES.labels(outcome.type, getattr(outcome, "method", "-")).inc()
+            if isinstance(outcome, Rejected):
+                metrics.REJECTIONS.labels(metrics.reason_code(outcome.reason)).inc()
+            if item.received_at is not None:
+                seconds = (now - item.received_at).total_seconds()
+                metrics.EVENT_TO_OUTCOME_SECONDS.observe(max(seconds, 0.0))
+
+
+def _report(report: BatchReport) -> None:
+    metrics.SINK_BATCH_ROWS.observe(report.rows)
+    metrics.SINK_WRITE_SECONDS.observe(report.latency_ms / 1000)
+    if report.ok:
+        metrics.SINK_ROWS.labels(report.table).inc(report.rows)
+
+
 class _ClickHousePartition(StatelessSinkPartition[SinkItem]):
     def __init__(self, writer: ClickHouseWriter, on_written: Callable[[list[SinkItem]], None]):
         self.writer = writer
@@ -147,6 +173,7 @@ class _ClickHousePartition(StatelessSinkPartition[SinkItem]):
     def write_batch(self, items: list[SinkItem]) -> None:
         self.writer.write(row for item in items for row in sink_rows(item))
         self.writer.flush()
+        _count(items)
         self.on_written(items)
 
     def close(self) -> None:
@@ -167,7 +194,8 @@ class ClickHouseSink(DynamicSink[SinkItem]):
         self.writer_options = writer_options
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ClickHousePartition:
-        writer = ClickHouseWriter(self.dsn, **self.writer_options).open()
+        options = {"on_batch": _report, **self.writer_options}
+        writer = ClickHouseWriter(self.dsn, **options).open()
         return _ClickHousePartition(writer, self.on_written)
 
 

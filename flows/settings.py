@@ -17,23 +17,20 @@ Environment variables (all optional):
 | ARRECON_DEADLETTER_TOPIC | dead-letter topic | arrecon.deadletter |
 | ARRECON_SNAPSHOT_INTERVAL_S | Bytewax recovery snapshot interval | 5 |
 | ARRECON_HOST / ARRECON_PORT | receiver and dashboard address | 127.0.0.1 / 8080 |
-| ARRECON_STRIPE_SECRETS | comma-separated whsec_ secrets (rotation) | - |
-| ARRECON_SHOPIFY_SECRETS | comma-separated Shopify app secrets | - |
-| ARRECON_FEED_TOKEN | bearer token for /feeds/* and the dashboard | - |
+| ARRECON_WORKERS | Bytewax workers per process | 1 |
+
+The receiver's own variables (webhook secrets, feed tokens, size limits) are
+read by `arrecon.connectors.webhook.ReceiverSettings.from_env`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = ["Settings"]
-
-
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +45,7 @@ class Settings:
     snapshot_interval_s: float = 5.0
     host: str = "127.0.0.1"
     port: int = 8080
-    stripe_secrets: tuple[str, ...] = ()
-    shopify_secrets: tuple[str, ...] = ()
-    feed_token: str | None = None
     workers: int = 1
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,9 +61,7 @@ class Settings:
             snapshot_interval_s=float(env.get("ARRECON_SNAPSHOT_INTERVAL_S", "5")),
             host=env.get("ARRECON_HOST", "127.0.0.1"),
             port=int(env.get("ARRECON_PORT", "8080")),
-            stripe_secrets=_split(env.get("ARRECON_STRIPE_SECRETS")),
-            shopify_secrets=_split(env.get("ARRECON_SHOPIFY_SECRETS")),
-            feed_token=env.get("ARRECON_FEED_TOKEN") or None,
+            workers=int(env.get("ARRECON_WORKERS", "1")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

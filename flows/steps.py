@@ -75,6 +75,8 @@ class Tagged:
     sub: int
     seq: int
     outcome: Outcome
+    # When the envelope that caused it was received (live latency metrics).
+    received_at: datetime | None = None
 
     @property
     def sort_key(self) -> tuple[int, int, int]:
@@ -332,7 +334,10 @@ class CustomerStep:
             outcomes = self._timers(item.received_at)
             _, applied = self._apply(item)
             outcomes.extend(applied)
-            out.extend(Tagged(item.position, item.sub, n, o) for n, o in enumerate(outcomes))
+            out.extend(
+                Tagged(item.position, item.sub, n, o, item.received_at)
+                for n, o in enumerate(outcomes)
+            )
         return out
 
     def on_clock(self, now: datetime) -> list[Tagged]:

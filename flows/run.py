@@ -1,0 +1,157 @@
+"""`arrecon run`: receiver + durable log + Bytewax flow + ClickHouse, in one process.
+
+Embedded (no flags): the receiver appends to a local journal under
+`<data>/journal`, the flow tails it, the index is in memory (kept in the
+flow's recovery snapshots) and rows go to chDB in `<data>/chdb`. With
+`--kafka`, `--redis` and `--clickhouse` the same flow runs against the real
+services instead. Recovery is on: Bytewax snapshots every
+`snapshot_interval_s` into `<data>/recovery`; a restart resumes from there and
+replays the rest, and deterministic row ids keep ClickHouse exact.
+
+The HTTP server (receiver, /metrics, dashboard) runs in a thread beside the
+flow, so the dashboard reads chDB through the same process-wide client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import cluster_main, run_main
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from arrecon.connectors.intake import DurableSink, KafkaSink, open_embedded
+from arrecon.connectors.webhook import ReceiverSettings, create_app
+from arrecon.flows.live import ClickHouseSink, JournalSource, kafka_input
+from arrecon.flows.reconcile import FlowConfig, InputSpec, build_flow
+from arrecon.flows.redis_store import redis_store_factory
+from arrecon.flows.settings import Settings
+
+__all__ = ["Runtime", "build_runtime", "run"]
+
+
+@dataclass
+class Runtime:
+    """Everything `run` starts, so tests and `demo` can drive the same pieces."""
+
+    settings: Settings
+    intake: DurableSink
+    app: Starlette
+    flow_input: InputSpec
+    flow_config: FlowConfig
+    clickhouse_dsn: str
+
+
+def _metrics(_request: Any) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _intake(settings: Settings) -> DurableSink:
+    if settings.kafka:
+        return KafkaSink(settings.kafka, settings.raw_topic)
+    sink, _dead_letters = open_embedded(settings.journal_dir)
+    return sink
+
+
+def build_runtime(
+    settings: Settings,
+    receiver: ReceiverSettings,
+    extra_routes: Callable[[Starlette, str], None] | None = None,
+) -> Runtime:
+    """Wire intake, app and flow input for `settings`; nothing is started yet."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    intake = _intake(settings)
+    app = create_app(receiver, intake)
+    app.router.routes.append(Route("/metrics", _metrics))
+    dsn = settings.clickhouse_dsn
+    if extra_routes is not None:
+        extra_routes(app, dsn)
+    if settings.kafka:
+        flow_input: InputSpec = kafka_input(settings.kafka, settings.raw_topic)
+    else:
+        flow_input = JournalSource(settings.journal_dir / "raw")
+    store = redis_store_factory(settings.redis) if settings.redis else None
+    config = FlowConfig(index_store=store, wall_clock_timers=True)
+    return Runtime(settings, intake, app, flow_input, config, dsn)
+
+
+@contextlib.contextmanager
+def serving(app: Starlette, host: str, port: int) -> Iterator[uvicorn.Server]:
+    """Run the ASGI app in a background thread until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        while not server.started and thread.is_alive():
+            threading.Event().wait(0.05)
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _recovery(settings: Settings, partitions: int) -> RecoveryConfig:
+    directory = settings.recovery_dir
+    if not directory.exists():
+        directory.mkdir(parents=True)
+        init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
+    return RecoveryConfig(str(directory))  # type: ignore[no-untyped-call]
+
+
+def run_flow(runtime: Runtime, process_id: int = 0, addresses: list[str] | None = None) -> None:
+    """Run the flow until interrupted; with `addresses`, as one process of a cluster."""
+    settings = runtime.settings
+    flow = build_flow(
+        runtime.flow_input,
+        ClickHouseSink(runtime.clickhouse_dsn),
+        runtime.flow_config,
+        record_events=True,
+    )
+    processes = len(addresses) if addresses else 1
+    recovery = _recovery(settings, processes * settings.workers)
+    epoch = timedelta(seconds=settings.snapshot_interval_s)
+    if addresses is None and settings.workers == 1:
+        run_main(flow, epoch_interval=epoch, recovery_config=recovery)  # type: ignore[no-untyped-call]
+        return
+    cluster_main(  # type: ignore[no-untyped-call]
+        flow,
+        addresses or [],
+        process_id,
+        epoch_interval=epoch,
+        recovery_config=recovery,
+        worker_count_per_proc=settings.workers,
+    )
+
+
+def run(
+    settings: Settings,
+    receiver: ReceiverSettings,
+    *,
+    process_id: int = 0,
+    addresses: list[str] | None = None,
+    extra_routes: Callable[[Starlette, str], None] | None = None,
+    on_ready: Callable[[Runtime], None] | None = None,
+) -> None:
+    """Serve the receiver and run the flow until Ctrl-C."""
+    runtime = build_runtime(settings, receiver, extra_routes)
+    with serving(runtime.app, settings.host, settings.port):
+        if on_ready is not None:
+            on_ready(runtime)
+        with contextlib.suppress(KeyboardInterrupt):
+            run_flow(runtime, process_id, addresses)
+
+
+def data_dir_of(path: str | None) -> Path | None:
+    return Path(path) if path else None
