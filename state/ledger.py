@@ -359,8 +359,10 @@ def apply(
 ) -> tuple[Ledger | None, list[Outcome]]:
     """Apply one customer event; returns the ledger (None when empty) and outcomes.
 
-    Event-driven outcomes carry `at = event.occurred_at` so a replay is
-    byte-identical; `now` is only used to sweep timers that are already due.
+    Outcomes carry `at = event.occurred_at` (statuses are derived at that time
+    too), so a replay is byte-identical whatever the processing time; `now` is
+    only checked. Timers are the caller's to fire with `on_timer` before the
+    event when `next_wakeup` has passed.
     """
     ensure_utc(now)
     state = ledger if ledger is not None else Ledger(customer_id)
