@@ -12,6 +12,7 @@ server.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,12 +58,15 @@ def _envelope(record: bytes, position: int) -> RawEnvelope | InputError:
 
 
 class _JournalPartition(StatefulSourcePartition[RawEnvelope | InputError, str]):
-    def __init__(self, directory: Path, resume: str | None) -> None:
+    def __init__(self, directory: Path, resume: str | None, stop: threading.Event) -> None:
         offset = JournalOffset.parse(resume) if resume else None
         self.reader = JournalReader(directory, offset)
         self.idle = False
+        self.stop = stop
 
     def next_batch(self) -> list[RawEnvelope | InputError]:
+        if self.stop.is_set():
+            raise StopIteration  # a graceful end: Bytewax flushes and snapshots
         records = self.reader.read(READ_BATCH)
         self.idle = not records
         return [_envelope(record, position_of(offset)) for offset, record in records]
@@ -75,10 +79,14 @@ class _JournalPartition(StatefulSourcePartition[RawEnvelope | InputError, str]):
 
 
 class JournalSource(FixedPartitionedSource[RawEnvelope | InputError, str]):
-    """Tails the receiver's local journal; the offset lives in Bytewax recovery."""
+    """Tails the receiver's local journal; the offset lives in Bytewax recovery.
 
-    def __init__(self, directory: Path) -> None:
+    Setting `stop` ends the input, so the flow drains and stops cleanly.
+    """
+
+    def __init__(self, directory: Path, stop: threading.Event | None = None) -> None:
         self.directory = directory
+        self.stop = stop or threading.Event()
 
     def list_parts(self) -> list[str]:
         return ["journal"]
@@ -86,7 +94,7 @@ class JournalSource(FixedPartitionedSource[RawEnvelope | InputError, str]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: str | None
     ) -> _JournalPartition:
-        return _JournalPartition(self.directory, resume_state)
+        return _JournalPartition(self.directory, resume_state, self.stop)
 
 
 def _from_kafka(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ class Runtime:
     flow_input: InputSpec
     flow_config: FlowConfig
     clickhouse_dsn: str
+    stop: threading.Event
 
 
 def _metrics(_request: Any) -> Response:
@@ -78,13 +81,32 @@ def build_runtime(
     dsn = settings.clickhouse_dsn
     if extra_routes is not None:
         extra_routes(app, dsn)
+    stop = threading.Event()
     if settings.kafka:
         flow_input: InputSpec = kafka_input(settings.kafka, settings.raw_topic)
     else:
-        flow_input = JournalSource(settings.journal_dir / "raw")
+        flow_input = JournalSource(settings.journal_dir / "raw", stop)
     store = redis_store_factory(settings.redis) if settings.redis else None
     config = FlowConfig(index_store=store, wall_clock_timers=True)
-    return Runtime(settings, intake, app, flow_input, config, dsn)
+    return Runtime(settings, intake, app, flow_input, config, dsn, stop)
+
+
+def _stop_on_signals(runtime: Runtime) -> None:
+    """SIGINT/SIGTERM end the input so the flow drains, flushes and snapshots.
+
+    The journal source ends at once. Kafka's source cannot be ended from
+    outside, so in Kafka mode the process exits after the HTTP server has
+    drained: recovery resumes from the last snapshot (at-least-once, exact
+    rows), the same as after a crash.
+    """
+
+    def handle(signum: int, _frame: object) -> None:
+        if runtime.stop.is_set() or runtime.settings.kafka:
+            os._exit(128 + signum)
+        runtime.stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
 
 
 @contextlib.contextmanager
@@ -146,11 +168,11 @@ def run(
 ) -> None:
     """Serve the receiver and run the flow until Ctrl-C."""
     runtime = build_runtime(settings, receiver, extra_routes)
+    _stop_on_signals(runtime)
     with serving(runtime.app, settings.host, settings.port):
         if on_ready is not None:
             on_ready(runtime)
-        with contextlib.suppress(KeyboardInterrupt):
-            run_flow(runtime, process_id, addresses)
+        run_flow(runtime, process_id, addresses)
 
 
 def data_dir_of(path: str | None) -> Path | None:
