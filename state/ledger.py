@@ -1052,7 +1052,7 @@ def _fire_due_group(run: _Run, due_at: datetime) -> None:
                 )
             )
     group.numbers = list(alive)
-    group.done_until = now
+    group.done_until = max(group.done_until, now)
     fire_at = _next_checkpoint(run, due_at, now)
     if fire_at is None or not alive:
         del ledger.due_groups[due_at]

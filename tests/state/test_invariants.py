@@ -27,7 +27,7 @@ from arrecon.state.events import (
     PaymentReversed,
     ReversalKind,
 )
-from arrecon.state.ledger import CustomerEvent, Ledger, LedgerPolicy, apply
+from arrecon.state.ledger import CustomerEvent, Ledger, LedgerPolicy, apply, next_wakeup, on_timer
 from arrecon.state.money import Money
 from arrecon.state.outcomes import (
     Applied,
@@ -280,3 +280,29 @@ def test_cash_before_invoice_reaches_the_same_balances(
     invoice_first, _ = feed(interleave(invoices, payments, [True] * len(invoices)))
     shuffled, _ = feed(interleave(invoices, payments, order))
     assert balances(shuffled) == balances(invoice_first)
+
+
+SHORT_MEMORY = LedgerPolicy(settled_retention_days=1)
+
+
+@FAST
+@given(st.data(), st.integers(1, 30))
+def test_timers_interleaved_keep_the_book_sound(data: st.DataObject, size: int) -> None:
+    """Reminders, overdue transitions and retention clean-up at random moments."""
+    model = draw_stream(data, size)
+    ledger: Ledger | None = None
+    outcomes: list[Outcome] = []
+    for event in model.events:
+        if ledger is not None and data.draw(st.booleans()):
+            moment = event.occurred_at - timedelta(hours=data.draw(st.integers(0, 5)))
+            wake = next_wakeup(ledger, SHORT_MEMORY)
+            ledger, fired = on_timer(ledger, "C1", moment, SHORT_MEMORY)
+            assert all(row.at == moment for row in fired)
+            assert fired == [] or (wake is not None and wake <= moment)
+            outcomes.extend(fired)
+        ledger, out = apply(ledger, "C1", event, event.occurred_at, SHORT_MEMORY)
+        outcomes.extend(out)
+    for view in ledger.all_invoices() if ledger else ():
+        assert view.open_minor >= 0 or view.invoice_number in model.memo_numbers
+    ids = [row.outcome_id for row in outcomes if not isinstance(row, Duplicate)]
+    assert len(ids) == len(set(ids))
