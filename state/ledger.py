@@ -502,7 +502,7 @@ def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
     run.touched[number] = None
     for adjustment in ledger.pending_adjustments.pop(number, ()):
         _adjust(run, inv, adjustment)
-    _retry_unapplied(run)
+    _retry_unapplied(run, amount.currency)
     _use_credit(run, inv)
     _check_credit_limit(run, inv)
 
@@ -536,7 +536,7 @@ def _on_adjustment(run: _Run, event: InvoiceAdjusted) -> None:
         run.ledger.pending_adjustments.setdefault(event.invoice_number, []).append(event)
         return
     _adjust(run, inv, event)
-    _retry_unapplied(run)
+    _retry_unapplied(run, inv.entry.currency)
 
 
 def _adjust(run: _Run, inv: _Invoice, event: InvoiceAdjusted) -> None:
@@ -797,11 +797,17 @@ def _use_credit(run: _Run, inv: _Invoice) -> None:
         del ledger.credit[inv.entry.currency]
 
 
-def _retry_unapplied(run: _Run) -> None:
-    """Give every waiting payment another chance, in arrival order."""
+def _retry_unapplied(run: _Run, currency: str | None = None) -> None:
+    """Give waiting payments another chance, in arrival order.
+
+    Cost: one `match_payment` per waiting payment in `currency` (the matcher
+    never crosses currencies, so other payments cannot have changed).
+    """
     ledger = run.ledger
     for pid in list(ledger.unapplied):
         pay = ledger.payments[pid]
+        if currency is not None and pay.currency != currency:
+            continue
         if pay.pending is None or not pay.unapplied_minor:
             continue
         if _settle_cash(run, pay, pay.pending, pay.unapplied_minor, retry=True):
