@@ -87,7 +87,7 @@ def build_runtime(
     else:
         flow_input = JournalSource(settings.journal_dir / "raw", stop)
     store = redis_store_factory(settings.redis) if settings.redis else None
-    config = FlowConfig(index_store=store, wall_clock_timers=True)
+    config = FlowConfig(index_store=store, wall_clock_timers=settings.wall_clock_timers)
     return Runtime(settings, intake, app, flow_input, config, dsn, stop)
 
 

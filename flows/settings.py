@@ -18,6 +18,7 @@ Environment variables (all optional):
 | ARRECON_SNAPSHOT_INTERVAL_S | Bytewax recovery snapshot interval | 5 |
 | ARRECON_HOST / ARRECON_PORT | receiver and dashboard address | 127.0.0.1 / 8080 |
 | ARRECON_WORKERS | Bytewax workers per process | 1 |
+| ARRECON_WALL_CLOCK_TIMERS | 0 = dunning/overdue timers only from event time | 1 |
 
 The receiver's own variables (webhook secrets, feed tokens, size limits) are
 read by `arrecon.connectors.webhook.ReceiverSettings.from_env`.
@@ -46,6 +47,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    wall_clock_timers: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             host=env.get("ARRECON_HOST", "127.0.0.1"),
             port=int(env.get("ARRECON_PORT", "8080")),
             workers=int(env.get("ARRECON_WORKERS", "1")),
+            wall_clock_timers=env.get("ARRECON_WALL_CLOCK_TIMERS", "1") != "0",
         )
 
     def with_overrides(self, **changes: object) -> Settings:
