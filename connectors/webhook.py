@@ -200,7 +200,8 @@ def routing_key(source: str, headers: Mapping[str, str], body: bytes) -> bytes:
     if not isinstance(data, dict):
         return _hash_key(body)
     if source == "stripe":
-        obj = (data.get("data") or {}).get("object") or {}
+        inner = data.get("data")
+        obj = inner.get("object") if isinstance(inner, dict) else None
         hint = _first_str(obj.get("customer") if isinstance(obj, dict) else None)
         key = _first_str(hint, data.get("account"), data.get("id"))
     else:

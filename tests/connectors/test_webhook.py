@@ -539,3 +539,11 @@ def test_dead_letters_keep_envelope_and_reason(tmp_path: Path) -> None:
 )
 def test_routing_key(source: str, headers: dict[str, str], body: bytes, expected: bytes) -> None:
     assert routing_key(source, headers, body) == expected
+
+
+def test_routing_key_of_a_list_answer_is_its_content_hash_not_a_crash() -> None:
+    from arrecon.connectors.webhook import routing_key
+
+    body = b'{"object":"list","data":[{"id":"txn_1","payout":"po_1"}]}'
+    assert routing_key("stripe", {}, body) == routing_key("stripe", {}, body)
+    assert routing_key("stripe", {}, body)
