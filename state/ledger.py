@@ -11,10 +11,14 @@ Money model, per currency (the invariant the tests check):
     received = applied (net of reversals) + unapplied + customer credit + reversed out
 
 Cash enters with `PaymentReceived`. A match spreads it over invoices
-(`Applied`); what the match leaves is customer credit (`Overpaid`), used for the
-next invoice issued (`Applied` method "customer_credit"); an unmatched payment
-waits as unapplied cash and is retried on every new invoice, credit memo and
-customer upsert, so cash-before-invoice ends where invoice-before-cash does.
+(`Applied`); what the match leaves is customer credit (`Overpaid`) and stays on
+account. It is not spent on the next invoice issued: buyers who overpay almost
+always pay their next invoice in full too, so auto-applying the excess would
+turn one overpayment into a second one and push cash onto an invoice the payer
+never named. A person (or a later refund, which takes credit back first)
+decides where it goes. An unmatched payment waits as unapplied cash and is
+retried on every new invoice, credit memo and customer upsert, so
+cash-before-invoice ends where invoice-before-cash does.
 Refunds, ACH returns and chargebacks take money back in a fixed order:
 unapplied cash first, then the payment's unused credit, then its applications
 newest first (those invoices reopen).
@@ -503,7 +507,6 @@ def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
     for adjustment in ledger.pending_adjustments.pop(number, ()):
         _adjust(run, inv, adjustment)
     _retry_unapplied(run, amount.currency)
-    _use_credit(run, inv)
     _check_credit_limit(run, inv)
 
 
@@ -777,24 +780,6 @@ def _add_credit(run: _Run, pay: _Payment, excess_minor: int) -> None:
             pay.currency,
         )
     )
-
-
-def _use_credit(run: _Run, inv: _Invoice) -> None:
-    """Customer credit pays the next invoice issued, oldest credit first."""
-    ledger = run.ledger
-    queue = ledger.credit.get(inv.entry.currency)
-    while queue and inv.open_minor > 0:
-        pay = ledger.payments[queue[0]]
-        amount = min(pay.credit_minor, inv.open_minor)
-        pay.credit_minor -= amount
-        evidence = (f"credit from payment {pay.payment_id}", "rule: customer_credit")
-        _apply_cash(
-            run, pay, inv, amount, method="customer_credit", confidence=1.0, evidence=evidence
-        )
-        if not pay.credit_minor:
-            queue.pop(0)
-    if queue == []:
-        del ledger.credit[inv.entry.currency]
 
 
 def _retry_unapplied(run: _Run, currency: str | None = None) -> None:

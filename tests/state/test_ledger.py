@@ -382,19 +382,20 @@ def test_gap_coding(
 # --- overpayment and customer credit ----------------------------------------------------
 
 
-def test_overpayment_becomes_credit_used_by_the_next_invoice() -> None:
+def test_overpayment_stays_on_account_and_is_not_spent_on_the_next_invoice() -> None:
     driver = run(invoice("A", 10_000), payment("P1", 15_000, "A"))
     (over,) = driver.of(Overpaid)
     assert (over.payment_id, over.excess_minor) == ("P1", 5_000)
     assert driver.ledger is not None
     assert driver.ledger.credit_minor("USD") == 5_000
     out = driver.feed(invoice("B", 8_000, on=3))
-    credit_use = [o for o in out if isinstance(o, Applied)]
-    assert [(o.invoice_number, o.amount_minor, o.method, o.payment_id) for o in credit_use] == [
-        ("B", 5_000, "customer_credit", "P1")
-    ]
-    assert driver.state("B") == ("partially_paid", 3_000)
-    assert driver.ledger.credit_minor("USD") == 0
+    assert [o for o in out if isinstance(o, Applied)] == []
+    assert driver.state("B") == ("open", 8_000)
+    assert driver.ledger.credit_minor("USD") == 5_000
+    # The buyer pays B in full as usual: no second overpayment is manufactured.
+    driver.feed(payment("P2", 8_000, "B", on=4))
+    assert driver.state("B") == ("paid", 0)
+    assert driver.ledger.credit_minor("USD") == 5_000
 
 
 def test_credit_in_another_currency_is_not_used() -> None:
