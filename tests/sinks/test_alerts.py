@@ -1,0 +1,296 @@
+"""Alert rules as a table, the unapplied-cash watch, signing and configuration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arrecon.sinks.alerts import (
+    ALL_KINDS,
+    Alert,
+    AlertConfigError,
+    AlertRules,
+    UnappliedWatch,
+    alert_json,
+    alerts_for,
+    sign_payload,
+    verify_signature,
+)
+from arrecon.state.outcomes import (
+    Applied,
+    Chargeback,
+    CreditLimitExceeded,
+    Duplicate,
+    FeeAnomaly,
+    InvoiceStatus,
+    Outcome,
+    Reversed,
+    ShortPaid,
+    Unapplied,
+)
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+RULES = AlertRules(short_pay_min_minor=10_000, short_pay_min_minor_by_currency={"JPY": 5_000})
+
+
+def short(code: str, shortfall: int, valid: bool = True, currency: str = "USD") -> ShortPaid:
+    return ShortPaid("sp1", T0, "pay1", "INV-1", "cus1", shortfall, currency, code, valid)
+
+
+def chargeback(status: str) -> Chargeback:
+    return Chargeback("cb1", T0, "ch_1", "INV-1", "cus1", 5_000, "USD", status, "dp_1", 1_500)
+
+
+FEE = FeeAnomaly("fa1", T0, "stripe", "po_1", 290, 340, "rate_drift", "card")
+CREDIT = CreditLimitExceeded("cl1", T0, "cus1", "INV-9", 100_000, 130_000, "USD")
+APPLIED = Applied("ap1", T0, "pay1", "INV-1", "cus1", 100, "USD", "exact", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        # short-pay threshold: at, above and below; per-currency override
+        (short("return", 10_000), [("short_pay", "warning", 10_000)]),
+        (short("return", 9_999), []),
+        (short("promotion", 25_000, currency="JPY"), [("short_pay", "warning", 25_000)]),
+        (short("promotion", 4_999, currency="JPY"), []),
+        # expected fees never count as a short-pay, however large
+        (short("processor_fee", 50_000), []),
+        (short("marketplace_fee", 50_000), []),
+        # unexplained: always flagged, info when within tolerance (valid)
+        (short("unexplained", 50, valid=True), [("unexplained_short_pay", "info", 50)]),
+        (short("unexplained", 500, valid=False), [("unexplained_short_pay", "warning", 500)]),
+        (
+            short("unexplained", 20_000, valid=False),
+            [("short_pay", "warning", 20_000), ("unexplained_short_pay", "warning", 20_000)],
+        ),
+        # deductions: only invalid ones
+        (short("deduction:damaged", 700, valid=False), [("invalid_deduction", "warning", 700)]),
+        (short("deduction:damaged", 700, valid=True), []),
+        # chargebacks: opened and lost alert, won does not
+        (chargeback("opened"), [("chargeback", "critical", 5_000)]),
+        (chargeback("lost"), [("chargeback", "critical", 5_000)]),
+        (chargeback("won"), []),
+        (FEE, [("fee_anomaly", "warning", 0)]),
+        (CREDIT, [("credit_limit", "critical", 30_000)]),
+        # outcomes that are not alerts
+        (APPLIED, []),
+        (Duplicate("d1", T0, "pay1", "evt1"), []),
+    ],
+)
+def test_rules_table(outcome: Outcome, expected: list[tuple[str, str, int]]) -> None:
+    alerts = alerts_for(outcome, RULES)
+    assert [(a.kind, a.severity, a.amount_minor) for a in alerts] == expected
+    for alert in alerts:
+        assert alert.alert_id == f"{outcome.outcome_id}:{alert.kind}"
+        assert alert.at == outcome.at
+
+
+@pytest.mark.parametrize("kind", sorted(ALL_KINDS - {"unapplied_age"}))
+def test_switching_a_kind_off_silences_only_that_kind(kind: str) -> None:
+    samples: list[Outcome] = [
+        short("unexplained", 20_000, valid=False),
+        short("deduction:late", 300, valid=False),
+        chargeback("opened"),
+        FEE,
+        CREDIT,
+    ]
+    rules = AlertRules(enabled=ALL_KINDS - {kind}, short_pay_min_minor=10_000)
+    all_on = AlertRules(short_pay_min_minor=10_000)
+    everything = [a.kind for o in samples for a in alerts_for(o, all_on)]
+    without = [a.kind for o in samples for a in alerts_for(o, rules)]
+    assert kind in everything
+    assert kind not in without
+    assert sorted(without) == sorted(k for k in everything if k != kind)
+
+
+def test_alert_details_and_keys() -> None:
+    (cb,) = alerts_for(chargeback("opened"), RULES)
+    assert cb.key == "cus1"
+    assert cb.subject == "dp_1"
+    assert cb.details["payment_id"] == "ch_1"
+    assert cb.details["fee_minor"] == 1_500
+    (fee,) = alerts_for(FEE, RULES)
+    assert fee.customer_id == ""
+    assert fee.key == "stripe"
+    assert fee.details["observed_bps"] == 340
+    (deduction,) = alerts_for(short("deduction:damaged", 700, valid=False), RULES)
+    assert deduction.details["deduction_code"] == "damaged"
+    assert deduction.subject == "INV-1"
+
+
+def test_alert_json_is_the_record() -> None:
+    (alert,) = alerts_for(CREDIT, RULES)
+    record = orjson.loads(alert_json(alert))
+    assert record == {
+        "alert_id": "cl1:credit_limit",
+        "kind": "credit_limit",
+        "severity": "critical",
+        "customer_id": "cus1",
+        "processor": "",
+        "subject": "INV-9",
+        "amount_minor": 30_000,
+        "currency": "USD",
+        "at": "2026-03-02T10:00:00Z",
+        "details": {"invoice_number": "INV-9", "limit_minor": 100_000, "exposure_minor": 130_000},
+    }
+
+
+def unapplied(oid: str, payment_id: str, at: datetime, customer: str | None = "cus1") -> Unapplied:
+    return Unapplied(oid, at, payment_id, customer, 4_200, "EUR", "no_match", ("INV-7",))
+
+
+def test_watch_alerts_once_after_max_age() -> None:
+    watch = UnappliedWatch(timedelta(hours=24))
+    watch.observe(unapplied("u1", "pay1", T0))
+    assert watch.check(T0 + timedelta(hours=23, minutes=59)) == []
+    (alert,) = watch.check(T0 + timedelta(hours=25))
+    assert alert.alert_id == "u1:unapplied_age"
+    assert (alert.kind, alert.amount_minor, alert.currency) == ("unapplied_age", 4_200, "EUR")
+    assert alert.details["age_hours"] == 25
+    assert alert.details["candidates"] == ["INV-7"]
+    assert alert.at == T0 + timedelta(hours=25)
+    assert watch.check(T0 + timedelta(hours=48)) == []
+    # a retry's re-emitted unapplied outcome does not alert a second time
+    watch.observe(unapplied("u2", "pay1", T0 + timedelta(hours=30)))
+    assert watch.check(T0 + timedelta(days=10)) == []
+
+
+def test_watch_forgets_applied_and_reversed_payments() -> None:
+    watch = UnappliedWatch(timedelta(hours=1))
+    watch.observe_all(
+        [
+            unapplied("u1", "pay1", T0),
+            unapplied("u2", "pay2", T0),
+            unapplied("u3", "pay3", T0, customer=None),
+            Applied("a1", T0, "pay1", "INV-1", "cus1", 4_200, "EUR", "exact", 1.0),
+            Reversed("r1", T0, "pay2", "", "cus1", 4_200, "EUR", "ach_return"),
+        ]
+    )
+    alerts = watch.check(T0 + timedelta(hours=2))
+    assert [a.subject for a in alerts] == ["pay3"]
+    assert alerts[0].customer_id == ""
+    assert alerts[0].key == "pay3"
+
+
+def test_watch_counts_age_from_first_sighting() -> None:
+    watch = UnappliedWatch(timedelta(hours=10))
+    watch.observe(unapplied("u2", "pay1", T0 + timedelta(hours=5)))
+    watch.observe(unapplied("u1", "pay1", T0))  # an earlier sighting arriving late
+    watch.observe(unapplied("u3", "pay1", T0 + timedelta(hours=8)))
+    (alert,) = watch.check(T0 + timedelta(hours=10))
+    assert alert.alert_id == "u1:unapplied_age"
+
+
+def test_watch_refuses_naive_now() -> None:
+    with pytest.raises(AssertionError):
+        UnappliedWatch(timedelta(hours=1)).check(datetime(2026, 3, 2))
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["unapplied", "applied"]),
+        st.integers(0, 5),  # payment number
+        st.integers(0, 100),  # hours after T0
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events, st.lists(st.integers(0, 200), max_size=6))
+def test_watch_invariants(items: list[tuple[str, int, int]], checks: list[int]) -> None:
+    """Each payment alerts at most once; only payments never applied alert; ages hold."""
+    watch = UnappliedWatch(timedelta(hours=24))
+    applied: set[str] = set()
+    seen: list[Alert] = []
+    for n, (kind, number, hours) in enumerate(items):
+        payment_id, at = f"pay{number}", T0 + timedelta(hours=hours)
+        if kind == "unapplied":
+            watch.observe(unapplied(f"u{n}", payment_id, at))
+        else:
+            watch.observe(Applied(f"a{n}", at, payment_id, "I", "c", 1, "EUR", "exact", 1.0))
+            applied.add(payment_id)
+    for hours in sorted(checks):
+        now = T0 + timedelta(hours=hours)
+        for alert in watch.check(now):
+            assert now - datetime.fromisoformat(str(alert.details["unapplied_since"])) >= (
+                timedelta(hours=24)
+            )
+            seen.append(alert)
+    subjects = [alert.subject for alert in seen]
+    assert len(subjects) == len(set(subjects))
+    last_unapplied = {f"pay{n}": i for i, (k, n, _h) in enumerate(items) if k == "unapplied"}
+    last_applied = {f"pay{n}": i for i, (k, n, _h) in enumerate(items) if k == "applied"}
+    for subject in subjects:
+        assert last_unapplied[subject] > last_applied.get(subject, -1)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, AlertRules()),
+        (
+            {
+                "ARRECON_ALERT_KINDS": "chargeback, fee_anomaly",
+                "ARRECON_ALERT_SHORT_PAY_MIN_MINOR": "0",
+                "ARRECON_ALERT_SHORT_PAY_MIN_MINOR_jpy": "70000",
+                "ARRECON_ALERT_SHORT_PAY_IGNORE": "processor_fee",
+                "ARRECON_ALERT_UNAPPLIED_MAX_AGE_HOURS": "1.5",
+            },
+            AlertRules(
+                enabled=frozenset({"chargeback", "fee_anomaly"}),
+                short_pay_min_minor=0,
+                short_pay_min_minor_by_currency={"JPY": 70_000},
+                short_pay_ignore=frozenset({"processor_fee"}),
+                unapplied_max_age_hours=1.5,
+            ),
+        ),
+        ({"ARRECON_ALERT_KINDS": "none"}, AlertRules(enabled=frozenset())),
+        ({"ARRECON_ALERT_SHORT_PAY_IGNORE": ""}, AlertRules(short_pay_ignore=frozenset())),
+    ],
+)
+def test_rules_from_env(env: dict[str, str], expected: AlertRules) -> None:
+    assert AlertRules.from_env(env) == expected
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ARRECON_ALERT_KINDS": "chargebacks"},
+        {"ARRECON_ALERT_SHORT_PAY_MIN_MINOR": "12.50"},
+        {"ARRECON_ALERT_SHORT_PAY_MIN_MINOR": "-1"},
+        {"ARRECON_ALERT_SHORT_PAY_MIN_MINOR_XXX": "100"},
+        {"ARRECON_ALERT_UNAPPLIED_MAX_AGE_HOURS": "0"},
+        {"ARRECON_ALERT_UNAPPLIED_MAX_AGE_HOURS": "soon"},
+        {"ARRECON_ALERT_UNAPPLIED_MAX_AGE_HOURS": "nan"},
+    ],
+)
+def test_bad_env_fails_at_startup(env: dict[str, str]) -> None:
+    with pytest.raises(AlertConfigError):
+        AlertRules.from_env(env)
+
+
+def test_signature_round_trip_and_tamper() -> None:
+    body = b'{"alert_id":"x:chargeback"}'
+    header = sign_payload(body, "s3cret", 1_770_000_000)
+    assert header.startswith("t=1770000000,v1=")
+    assert verify_signature(header, body, "s3cret", 1_770_000_100)
+    assert not verify_signature(header, body + b" ", "s3cret", 1_770_000_100)
+    assert not verify_signature(header, body, "other", 1_770_000_100)
+    assert not verify_signature(header, body, "s3cret", 1_770_000_301)  # too old
+    assert not verify_signature("garbage", body, "s3cret", 1_770_000_000)
+
+
+@given(st.binary(max_size=200), st.text(min_size=1, max_size=20), st.integers(0, 2**33))
+def test_signature_verifies_for_any_body(body: bytes, secret: str, stamp: int) -> None:
+    assert verify_signature(sign_payload(body, secret, stamp), body, secret, stamp)
+
+
+def test_invoice_status_is_no_alert() -> None:
+    status = InvoiceStatus("is1", T0, "INV-1", "cus1", "overdue", 100, 100, "USD", T0, T0)
+    assert alerts_for(status, AlertRules()) == []
