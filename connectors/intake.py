@@ -255,14 +255,13 @@ class KafkaSink:
         from confluent_kafka import Producer
 
         config = {**self.config, "error_cb": self._on_error}
-        self._producer = Producer(config)
+        producer = Producer(config)
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(
-                None, self._producer.list_topics, None, self.connect_timeout_s
-            )
+            await loop.run_in_executor(None, producer.list_topics, None, self.connect_timeout_s)
         except Exception as error:
             raise IntakeUnavailableError(f"kafka unreachable: {error}") from error
+        self._producer = producer
         self._connected = True
         self._closing = False
         self._running.set()
