@@ -188,10 +188,12 @@ def _first_str(*values: Any) -> str | None:
 def routing_key(source: str, headers: Mapping[str, str], body: bytes) -> bytes:
     """Kafka key: a customer hint when one is cheap to find, else the delivery's id.
 
-    Keying by customer keeps one customer's events in order on one partition;
-    file feeds are keyed by content hash so a resent file lands beside its twin.
+    Keying by customer keeps one customer's events in order on one partition
+    (ERP records by their customer id, so a customer's master data precedes its
+    invoices); file feeds are keyed by content hash so a resent file lands
+    beside its twin.
     """
-    if source not in ("stripe", "shopify"):
+    if source not in ("stripe", "shopify", "erp"):
         return _hash_key(body)
     try:
         data = orjson.loads(body)
@@ -199,7 +201,9 @@ def routing_key(source: str, headers: Mapping[str, str], body: bytes) -> bytes:
         return _hash_key(body)
     if not isinstance(data, dict):
         return _hash_key(body)
-    if source == "stripe":
+    if source == "erp":
+        key = _first_str(data.get("customer_id"))
+    elif source == "stripe":
         inner = data.get("data")
         obj = inner.get("object") if isinstance(inner, dict) else None
         hint = _first_str(obj.get("customer") if isinstance(obj, dict) else None)

@@ -24,12 +24,10 @@ from arrecon.connectors.registry import decode_envelope
 from arrecon.state import fees, ledger
 from arrecon.state.events import (
     CustomerUpserted,
-    DisputeUpdated,
     Event,
     InvoiceAdjusted,
     InvoiceIssued,
     PaymentReceived,
-    PaymentReversed,
     PayoutCredited,
     PayoutSettled,
 )
@@ -137,10 +135,6 @@ def _input_rejected(error: InputError) -> Tagged:
     return Tagged(error.position, 0, -1, outcome)
 
 
-def _is_parkable(event: Event) -> bool:
-    return isinstance(event, PaymentReceived | PaymentReversed | DisputeUpdated)
-
-
 def _teaches(event: Event) -> bool:
     """Events whose facts may place parked payments (invoices, customers)."""
     return isinstance(event, CustomerUpserted | InvoiceIssued | InvoiceAdjusted | PaymentReceived)
@@ -228,8 +222,6 @@ class Resolver:
         self, item: Stamped, query: ResolveQuery, evidence: tuple[str, ...]
     ) -> list[Routed | Tagged]:
         event = item.event
-        if not _is_parkable(event):
-            return [_unplaceable(item, evidence)]
         parked = Parked(item, query, CustomerIndex.wanted_keys(query))
         self.parked.append(parked)
         self._watch(parked)
@@ -238,19 +230,32 @@ class Resolver:
         return []
 
     def _release(self, trigger: Stamped, facts: Sequence[Fact]) -> list[Routed | Tagged]:
-        """Re-resolve the parked items the new facts may place; release those placed."""
+        """Re-resolve the parked items the new facts may place; release those placed.
+
+        Released items teach facts of their own (an order released by its
+        customer places the payment that quoted the order), so this repeats
+        until a round places nothing.
+        """
+        out: list[Routed | Tagged] = []
+        while facts:
+            released, facts = self._release_round(trigger, facts, len(out))
+            out.extend(released)
+        return out
+
+    def _release_round(
+        self, trigger: Stamped, facts: Sequence[Fact], done: int
+    ) -> tuple[list[Routed | Tagged], list[Fact]]:
         hopeful = self._hopeful(facts)
         if not hopeful:
-            return []
+            return [], []
         answers = self.index.resolve_many([parked.query for parked in hopeful])
         placed: dict[int, str] = {
             id(parked): answer.customer_id
             for parked, answer in zip(hopeful, answers, strict=True)
             if answer.customer_id is not None
         }
-        if not placed:
-            return []
         out: list[Routed | Tagged] = []
+        learned: list[Fact] = []
         still: list[Parked] = []
         for parked in self.parked:
             customer_id = placed.get(id(parked))
@@ -259,11 +264,19 @@ class Resolver:
                 continue
             self._unwatch(parked)
             event = parked.item.event
-            released = Stamped(trigger.position, len(out) + 1, trigger.received_at, event)
-            self.index.learn(CustomerIndex.facts_for(event, customer_id))
-            out.append(Routed(customer_id, customer_id, released))
+            sub = done + len(out) + 1
+            new_facts = CustomerIndex.facts_for(event, customer_id)
+            self.index.learn(new_facts)
+            learned.extend(new_facts)
+            out.append(
+                Routed(
+                    customer_id,
+                    customer_id,
+                    Stamped(trigger.position, sub, trigger.received_at, event),
+                )
+            )
         self.parked = still
-        return out
+        return out, learned
 
     def _hopeful(self, facts: Sequence[Fact]) -> list[Parked]:
         """Parked items that look up a key the facts just wrote, in parking order."""
@@ -302,20 +315,6 @@ def _parked_payment(item: Stamped, evidence: tuple[str, ...]) -> Tagged:
         currency=event.amount.currency,
         reason=UNRESOLVED_REASON,
         evidence=evidence,
-    )
-    return Tagged(item.position, item.sub, 0, outcome)
-
-
-def _unplaceable(item: Stamped, evidence: tuple[str, ...]) -> Tagged:
-    """An invoice or customer record that names no customer we can find."""
-    event = item.event
-    outcome = Rejected(
-        outcome_id=make_outcome_id("rejected", event.event_id, "customer_unknown"),
-        at=item.received_at,
-        line=item.position,
-        source=getattr(event, "source", ""),
-        reason="customer_unknown: " + "; ".join(evidence),
-        kind=type(event).__name__,
     )
     return Tagged(item.position, item.sub, 0, outcome)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -31,23 +32,37 @@ def _stream(tmp_path: Path) -> Path:
     return path
 
 
-def _produce(kafka: KafkaService, topic: str, path: Path) -> int:
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "acks": "all"})
+def _produce_records(
+    producer: Producer,
+    topic: str,
+    path: Path,
+    key: Callable[[str, dict[str, str], bytes], bytes] | None = None,
+) -> int:
+    """Every replay line as a stored envelope, optionally keyed like the receiver does."""
     count = 0
     for line in path.read_bytes().splitlines():
         record = orjson.loads(line)
+        headers = record.get("headers") or {}
         envelope = RawEnvelope(
             source=record["source"],
             kind=record.get("kind") or "",
             received_at=datetime.fromisoformat(record["received_at"].replace("Z", "+00:00")),
             body=record["body"],
-            headers=record.get("headers") or {},
+            headers=headers,
         )
-        producer.produce(topic, encode_envelope(envelope))
+        body = record["body"]
+        raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
+        routing = key(record["source"], headers, raw) if key else None
+        producer.produce(topic, encode_envelope(envelope), key=routing)
         producer.poll(0)
         count += 1
     assert producer.flush(30) == 0
     return count
+
+
+def _produce(kafka: KafkaService, topic: str, path: Path) -> int:
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "acks": "all"})
+    return _produce_records(producer, topic, path)
 
 
 def _kafka_source(kafka: KafkaService, topic: str) -> InputSpec:
