@@ -42,7 +42,7 @@ BANK_KINDS: dict[str, str] = {
 _BANK_PACKAGE = "arrecon.connectors.bank"
 _MAX_LABEL_CHARS = 80
 _MAX_LABELS = 1000
-_SOURCES = frozenset({"stripe", "shopify", "erp", "amazon", "bank"})
+_SOURCES = frozenset({"stripe", "shopify", "erp", "amazon", "bank", "settlement"})
 
 
 @dataclass(slots=True)
@@ -125,6 +125,8 @@ def decoder_for(source: str, kind: str) -> Decoder | Decoded:
         return erp.decode if kind in erp.KINDS else _unknown_kind(source, kind)
     if source == "amazon":
         return amazon.decode if kind == amazon.KIND else _unknown_kind(source, kind)
+    if source == "settlement":
+        return _settlement_decoder(kind)
     if source == "bank":
         module_name = BANK_KINDS.get(kind)
         if module_name is None:
@@ -134,6 +136,15 @@ def decoder_for(source: str, kind: str) -> Decoder | Decoded:
             return Decoded.rejected("decoder_unavailable", f"{_BANK_PACKAGE}.{module_name}")
         return decoder
     return Decoded.rejected("unknown_source", repr(str(source)[:_MAX_LABEL_CHARS]))
+
+
+def _settlement_decoder(kind: str) -> Decoder | Decoded:
+    """The receiver's /feeds/settlement: Amazon reports and recorded Stripe list answers."""
+    if kind == amazon.KIND:
+        return amazon.decode
+    if kind == "balance_transactions":
+        return stripe.decode
+    return _unknown_kind("settlement", kind)
 
 
 def _unknown_kind(source: str, kind: str) -> Decoded:

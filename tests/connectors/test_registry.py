@@ -100,3 +100,13 @@ def test_counters_count_events_rejections_and_ignored_with_bounded_labels() -> N
         "stripe:stripe.wrong_type": 1,
         "other:unknown_source": 1,
     }
+
+
+def test_settlement_feed_routes_amazon_reports_and_stripe_list_answers() -> None:
+    from arrecon.connectors.registry import decoder_for
+
+    assert decoder_for("settlement", "settlement_v2") is decoder_for("amazon", "settlement_v2")
+    assert decoder_for("settlement", "balance_transactions") is decoder_for(
+        "stripe", "balance_transactions"
+    )
+    assert not callable(decoder_for("settlement", "nope"))
