@@ -9,9 +9,10 @@ the injected clock.
 Routes (all POST; `kind` is required on feeds):
     /webhooks/stripe     Stripe-Signature (Stripe SDK, 300 s tolerance)
     /webhooks/shopify    X-Shopify-Hmac-Sha256, kind from X-Shopify-Topic
-    /feeds/bank          ?kind=camt053|camt054|mt940|bai2|csv       bearer token
-    /feeds/erp           ?kind=invoice|credit_memo|customer         bearer token
-    /feeds/settlement    ?kind=settlement_v2|balance_transactions   bearer token
+    /feeds/bank          ?kind=camt053|camt054|mt940|bai2|csv (camt052, mt942 too)
+    /feeds/erp           ?kind=invoice|credit_memo|customer
+    /feeds/settlement    ?kind=settlement_v2 (source amazon) | balance_transactions (stripe)
+    feeds need `Authorization: Bearer <token>`
     GET /healthz, /readyz
 
 Refusals never reach the log and are counted by (endpoint, reason):
@@ -140,10 +141,21 @@ _TEXT = ("text/plain", "text/csv", "application/octet-stream")
 _XML = ("application/xml", "text/xml", "text/plain", "application/octet-stream")
 _TSV = ("text/tab-separated-values", "text/plain", "text/csv", "application/octet-stream")
 
-FEED_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "bank": {"camt053": _XML, "camt054": _XML, "mt940": _TEXT, "bai2": _TEXT, "csv": _TEXT},
-    "erp": {"invoice": _JSON, "credit_memo": _JSON, "customer": _JSON},
-    "settlement": {"settlement_v2": _TSV, "balance_transactions": _JSON},
+# feed -> kind -> (envelope source the decoders dispatch on, accepted media types).
+# Settlement files belong to their provider: Amazon's flat file, Stripe's
+# recorded balance-transaction list (DESIGN.md section 3).
+FEED_KINDS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "bank": {
+        "camt052": ("bank", _XML),
+        "camt053": ("bank", _XML),
+        "camt054": ("bank", _XML),
+        "mt940": ("bank", _TEXT),
+        "mt942": ("bank", _TEXT),
+        "bai2": ("bank", _TEXT),
+        "csv": ("bank", _TEXT),
+    },
+    "erp": {"invoice": ("erp", _JSON), "credit_memo": ("erp", _JSON), "customer": ("erp", _JSON)},
+    "settlement": {"settlement_v2": ("amazon", _TSV), "balance_transactions": ("stripe", _JSON)},
 }
 
 _COMMON_HEADERS = ("content-type", "user-agent", "x-request-id")
@@ -298,7 +310,7 @@ class _Endpoint:
 
     async def _handle(self, scope: Scope, receive: Receive) -> str:
         headers = _headers(scope)
-        kind, allowed = self.kind_of(scope, headers)
+        source, kind, allowed = self.kind_of(scope, headers)
         media, charset = _media_type(headers.get("content-type", ""))
         if media not in allowed:
             raise _RefusedError(415, "unsupported_media_type")
@@ -306,10 +318,11 @@ class _Endpoint:
             raise _RefusedError(413, "too_large")
         body = await _read_body(receive, self.max_bytes)
         self.authenticate(headers, body)
-        delivery = _Delivery(self.source, kind, body, headers, charset)
+        delivery = _Delivery(source, kind, body, headers, charset)
         return await self._store(delivery)
 
-    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
+        """(envelope source, kind, accepted media types) of this request."""
         raise NotImplementedError
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -341,10 +354,10 @@ class _StripeEndpoint(_Endpoint):
     source = "stripe"
     header_set = "stripe"
 
-    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
         # Stripe events carry their type inside the body; the replay format
         # leaves `kind` empty for them too.
-        return "", _JSON
+        return self.source, "", _JSON
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
         try:
@@ -365,11 +378,11 @@ class _ShopifyEndpoint(_Endpoint):
     source = "shopify"
     header_set = "shopify"
 
-    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
         topic = headers.get("x-shopify-topic", "").strip()
         if not topic:
             raise _RefusedError(400, "missing_topic")
-        return topic, _JSON
+        return self.source, topic, _JSON
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
         try:
@@ -391,7 +404,7 @@ class _FeedEndpoint(_Endpoint):
         self.max_bytes = settings.file_max_bytes
         self.kinds = FEED_KINDS[source]
 
-    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
         try:
             verify_bearer(headers.get("authorization"), self.settings.feed_tokens)
         except SignatureError as error:
@@ -400,7 +413,8 @@ class _FeedEndpoint(_Endpoint):
         kind = (query.get("kind") or [""])[0]
         if kind not in self.kinds:
             raise _RefusedError(400, "unknown_kind")
-        return kind, self.kinds[kind]
+        source, allowed = self.kinds[kind]
+        return source, kind, allowed
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
         """Already authenticated by token in `kind_of`."""

@@ -15,7 +15,7 @@ import pytest
 import stripe
 from prometheus_client import REGISTRY
 
-from arrecon.connectors.envelope import RawEnvelope
+from arrecon.connectors.envelope import Decoded, RawEnvelope
 from arrecon.connectors.intake import (
     DeadLetters,
     IntakeUnavailableError,
@@ -24,6 +24,7 @@ from arrecon.connectors.intake import (
     open_embedded,
 )
 from arrecon.connectors.journal import Journal, JournalReader
+from arrecon.connectors.registry import decoder_for
 from arrecon.connectors.signatures import sign_shopify, sign_stripe
 from arrecon.connectors.webhook import ReceiverSettings, create_app, routing_key
 
@@ -387,28 +388,33 @@ def test_feed_text_honours_declared_charset_and_refuses_bad_bytes(tmp_path: Path
     assert [e.body for e in stored] == [latin1.decode("latin-1")]
 
 
-def test_real_bank_and_settlement_files_round_trip(tmp_path: Path) -> None:
+def test_feed_files_round_trip_under_the_sources_decoders_expect(tmp_path: Path) -> None:
     mt940 = (SAMPLES / "mt940" / "wolph-mt940" / "betterplace" / "sepa_snippet.sta").read_bytes()
     tsv = b"settlement-id\tsettlement-start-date\ttotal-amount\n1234\t2026-03-01\t100.00\n"
+    balance_list = b'{"object":"list","data":[{"id":"txn_1","payout":"po_1","fee":88}]}'
     deliveries = [
-        ("/feeds/bank", "mt940", "text/plain", mt940),
-        ("/feeds/bank", "camt053", "application/xml", _camt()),
-        ("/feeds/settlement", "settlement_v2", "text/tab-separated-values", tsv),
-        ("/feeds/erp", "invoice", "application/json", b'{"number":"INV-1"}'),
+        ("/feeds/bank", "mt940", "text/plain", mt940, "bank"),
+        ("/feeds/bank", "camt053", "application/xml", _camt(), "bank"),
+        ("/feeds/settlement", "settlement_v2", "text/tab-separated-values", tsv, "amazon"),
+        ("/feeds/settlement", "balance_transactions", "application/json", balance_list, "stripe"),
+        ("/feeds/erp", "invoice", "application/json", b'{"number":"INV-1"}', "erp"),
     ]
     statuses: list[int] = []
 
     async def scenario(client: httpx.AsyncClient, sink: JournalSink) -> None:
-        for path, kind, content_type, body in deliveries:
+        for path, kind, content_type, body, _ in deliveries:
             headers = {"content-type": content_type, "authorization": f"Bearer {TOKEN}"}
             response = await client.post(path, params={"kind": kind}, content=body, headers=headers)
             statuses.append(response.status_code)
 
     stored = _run(tmp_path, scenario)
-    assert statuses == [200] * 4
+    assert statuses == [200] * 5
+    # Envelope sources are the ones the decoder registry dispatches on.
     assert [(e.source, e.kind, e.body) for e in stored] == [
-        (path.rsplit("/", 1)[1], kind, body.decode()) for path, kind, _, body in deliveries
+        (source, kind, body.decode()) for _, kind, _, body, source in deliveries
     ]
+    for envelope in stored:
+        assert not isinstance(decoder_for(envelope.source, envelope.kind), Decoded)
 
 
 def test_health_and_readiness_follow_the_sink(tmp_path: Path) -> None:
@@ -545,5 +551,4 @@ def test_routing_key_of_a_list_answer_is_its_content_hash_not_a_crash() -> None:
     from arrecon.connectors.webhook import routing_key
 
     body = b'{"object":"list","data":[{"id":"txn_1","payout":"po_1"}]}'
-    assert routing_key("stripe", {}, body) == routing_key("stripe", {}, body)
-    assert routing_key("stripe", {}, body)
+    assert routing_key("stripe", {}, body) == hashlib.sha256(body).hexdigest()[:32].encode()
