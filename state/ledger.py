@@ -637,10 +637,17 @@ def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | 
 
     A payment that names invoices we do not hold waits for them rather than being
     guessed onto another invoice by amount: that is what makes cash-before-invoice
-    end where invoice-before-cash does. Naming an invoice already settled is held
+    end where invoice-before-cash does. The exception is a mistyped reference:
+    a fuzzy hit whose open amount the payment meets (`corroborated`) is applied,
+    since a future invoice that both looks like an open one and costs the same
+    is far less likely than a keying error. Naming an invoice already settled is held
     too (a likely double payment, for a person to decide).
     """
-    weak = match.method == "none" or not match.allocations or match.method in _WEAK_METHODS
+    weak = (
+        match.method == "none"
+        or not match.allocations
+        or (match.method in _WEAK_METHODS and not match.corroborated)
+    )
     if not weak:
         return None
     named = _named_invoices(event)

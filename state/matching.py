@@ -21,8 +21,9 @@ step looks at no more than `max_subset_candidates` invoices and
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import combinations, compress, islice, repeat
 from math import comb
@@ -31,7 +32,7 @@ from typing import TypeAlias
 
 from rapidfuzz import fuzz, process
 
-from arrecon.state.events import PaymentReceived
+from arrecon.state.events import PaymentReceived, Rail
 from arrecon.state.references import (
     RefKind,
     RefToken,
@@ -101,6 +102,9 @@ class Match:
     evidence: tuple[str, ...]
     allocations: tuple[Allocation, ...]  # empty when method == "none"
     candidates: tuple[str, ...] = ()  # ranked invoice numbers when nothing decided (<= 5)
+    # A weak reference (fuzzy) whose invoices' open total the payment meets exactly
+    # or net of the expected fee: two independent signals agree.
+    corroborated: bool = False
 
     @property
     def applied_minor(self) -> int:
@@ -425,12 +429,14 @@ CONFIDENCE_PO_SINGLE = 0.95
 CONFIDENCE_PO_CHOSEN = 0.9
 CONFIDENCE_PO_OLDEST_FIRST = 0.75
 FUZZY_CONFIDENCE_SCALE = 0.9
+CONFIDENCE_FUZZY_AMOUNT_AGREES = 0.9
 CONFIDENCE_EXACT_AMOUNT = 0.85
 CONFIDENCE_AMOUNT_NET_OF_FEE = 0.75
 CONFIDENCE_SUBSET_EXACT = 0.7
 CONFIDENCE_SUBSET_NET_OF_FEE = 0.6
 MAX_CANDIDATES = 5
 FUZZY_LIMIT = 8
+_PROCESSOR_RAILS = frozenset({Rail.CARD, Rail.WALLET, Rail.MARKETPLACE})
 # The due-date index is read at most this many entries per requested candidate.
 DUE_SCAN_FACTOR = 8
 
@@ -453,6 +459,34 @@ class _Cascade:
     @property
     def currency(self) -> str:
         return self.payment.amount.currency
+
+    @property
+    def net_of_fee(self) -> bool:
+        """Whether a processor may have kept a fee out of this payment.
+
+        Card, wallet and marketplace money passes a processor that nets out its
+        fee; a bank transfer arrives as the payer sent it, so a gap there is a
+        short-pay to flag, never a fee to absorb.
+        """
+        payment = self.payment
+        return (
+            payment.processor is not None
+            or payment.fee_minor > 0
+            or payment.rail in _PROCESSOR_RAILS
+        )
+
+    def fee_tolerance_minor(self, expected_minor: int) -> int:
+        """Largest gap on `expected_minor` that may be a processor fee (0 off processors)."""
+        return self.policy.fee_tolerance_minor(expected_minor) if self.net_of_fee else 0
+
+    def fee_ceiling(self) -> int:
+        """Largest open amount whose expected fee could explain this payment."""
+        amount = self.amount_minor
+        return _fee_ceiling(self.policy, amount) if self.net_of_fee else amount
+
+    def fee_fits(self, total_minor: int) -> bool:
+        """Open total `total_minor` minus this payment is a plausible fee."""
+        return 0 < total_minor - self.amount_minor <= self.fee_tolerance_minor(total_minor)
 
     def usable(self, invoice: OpenInvoice) -> bool:
         """Same currency and something still open."""
@@ -507,7 +541,9 @@ def _spread(cascade: _Cascade, targets: list[_Target]) -> tuple[tuple[Allocation
     """Cash over targets in the order given, each up to min(expected, open).
 
     A shortfall against the targets' total is coded on the last allocation:
-    `processor_fee` when within the fee tolerance, else `unexplained`. A coded
+    `processor_fee` when within the fee tolerance, else `unexplained`, unless
+    the payer said it pays part ("partial payment", "installment", "on
+    account"): then the rest simply stays open, nothing to flag. A coded
     deduction (remittance) takes precedence on its own line.
     """
     remaining = cascade.amount_minor
@@ -523,9 +559,11 @@ def _spread(cascade: _Cascade, targets: list[_Target]) -> tuple[tuple[Allocation
         min(target.expected_minor, target.invoice.open_minor) for target in targets
     )
     shortfall = expected_total - (cascade.amount_minor - remaining)
-    shortfall_code = (
+    shortfall_code: str | None = (
         "processor_fee"
-        if shortfall <= cascade.policy.fee_tolerance_minor(expected_total)
+        if shortfall <= cascade.fee_tolerance_minor(expected_total)
+        else None
+        if _says_partial(cascade.payment)
         else "unexplained"
     )
     allocations: list[Allocation] = []
@@ -535,11 +573,24 @@ def _spread(cascade: _Cascade, targets: list[_Target]) -> tuple[tuple[Allocation
         if target.deduction_minor > 0 and room > 0:
             gap = min(target.deduction_minor, room)
             code = f"deduction:{target.deduction_code}" if target.deduction_code else "unexplained"
-        elif position == len(rows) - 1 and shortfall > 0 and expected > applied:
+        elif position == len(rows) - 1 and shortfall > 0 and expected > applied and shortfall_code:
             gap, code = expected - applied, shortfall_code
         allocations.append(Allocation(target.invoice.invoice_number, applied, gap, code))
-    note = f"shortfall {shortfall} ({shortfall_code})" if shortfall > 0 else "no shortfall"
+    note = f"shortfall {shortfall} ({shortfall_code or 'partial payment'})"
+    note = note if shortfall > 0 else "no shortfall"
     return tuple(allocations), note
+
+
+_PARTIAL_WORDS = re.compile(
+    r"\b(?:PARTIAL(?:\s+PAYMENT)?|PART[\s-]+PAYMENT|INSTAL+MENTS?|ON\s+ACCOUNT|"
+    r"TEILZAHLUNG|ABSCHLAG(?:SZAHLUNG)?|RATENZAHLUNG|ACOMPTE|PAIEMENT\s+PARTIEL)\b",
+    re.IGNORECASE,
+)
+
+
+def _says_partial(payment: PaymentReceived) -> bool:
+    """The payer's own words say this pays part of the invoice."""
+    return any(_PARTIAL_WORDS.search(text) for text in payment.references)
 
 
 def _decide(
@@ -648,7 +699,7 @@ def _po_decision(cascade: _Cascade, token: RefToken, invoices: list[OpenInvoice]
         return _decide(cascade, "po_number", CONFIDENCE_PO_CHOSEN, evidence, targets)
     total = sum(invoice.open_minor for invoice in invoices)
     targets = [_Target(invoice, invoice.open_minor) for invoice in oldest_first]
-    if 0 <= total - amount <= cascade.policy.fee_tolerance_minor(total):
+    if 0 <= total - amount <= cascade.fee_tolerance_minor(total):
         evidence.append("rule: po_all_invoices")
         return _decide(cascade, "po_number", CONFIDENCE_PO_CHOSEN, evidence, targets)
     evidence.append("rule: po_oldest_first")
@@ -683,8 +734,14 @@ def _by_fuzzy(cascade: _Cascade) -> Match | None:
     confidence = min(winners.values()) / 100 * FUZZY_CONFIDENCE_SCALE
     invoices = [cascade.book.get(number) for number in winners]
     targets = [_Target(invoice, invoice.open_minor) for invoice in invoices if invoice]
+    total = sum(target.expected_minor for target in targets)
+    agrees = total == cascade.amount_minor or cascade.fee_fits(total)
+    if agrees:
+        confidence = max(confidence, CONFIDENCE_FUZZY_AMOUNT_AGREES)
+        evidence.append(f"amount {cascade.amount_minor} agrees with open {total}")
     evidence.append("rule: fuzzy_reference")
-    return _decide(cascade, "fuzzy_reference", confidence, evidence, targets)
+    decided = _decide(cascade, "fuzzy_reference", confidence, evidence, targets)
+    return replace(decided, corroborated=True) if decided and agrees else decided
 
 
 def _fuzzy_ranked(
@@ -707,6 +764,27 @@ def _fuzzy_ranked(
     return sorted(best.items(), key=lambda item: (-item[1], book.sequence(item[0])))
 
 
+def _similar_reference(cascade: _Cascade, invoice: OpenInvoice) -> str:
+    """Evidence that a quoted reference looks like `invoice` ("" when none does).
+
+    Used when the amount alone found the invoice: a quoted number one keying
+    error away (above the fuzzy cut-off, no margin needed since the amount
+    already singled the invoice out) corroborates it.
+    """
+    policy = cascade.policy
+    cutoff = max(0.0, policy.fuzzy_threshold - policy.fuzzy_margin)
+    keys = [normalize_reference(item) for item in (invoice.invoice_number, *invoice.external_ids)]
+    for token in cascade.tokens:
+        if token.kind is RefKind.PO or not (token.labelled or len(token.key) >= 5):
+            continue
+        found = process.extractOne(
+            token.key, keys, scorer=fuzz.ratio, score_cutoff=cutoff, processor=None
+        )
+        if found is not None:
+            return f"ref {token.text!r} ~ {invoice.invoice_number} score {found[1]:.1f}"
+    return ""
+
+
 def _fee_ceiling(policy: MatchPolicy, amount_minor: int) -> int:
     """Largest open amount whose expected fee could explain paying `amount_minor`."""
     share = max(1, 10_000 - policy.fee_tolerance_bps)
@@ -715,20 +793,24 @@ def _fee_ceiling(policy: MatchPolicy, amount_minor: int) -> int:
 
 def _by_amount(cascade: _Cascade) -> Match | None:
     """(5) Exactly one invoice open for the amount (or for amount + fee)."""
-    book, policy, amount = cascade.book, cascade.policy, cascade.amount_minor
+    book, amount = cascade.book, cascade.amount_minor
     exact = book.with_open(cascade.currency, amount)
     if len(exact) == 1:
         evidence = [f"amount {amount} == open of {exact[0].invoice_number}", "rule: exact_amount"]
+        similar = _similar_reference(cascade, exact[0])
+        if similar:
+            evidence.insert(1, similar)
         targets = [_Target(exact[0], amount)]
-        return _decide(cascade, "exact_amount", CONFIDENCE_EXACT_AMOUNT, evidence, targets)
+        decided = _decide(cascade, "exact_amount", CONFIDENCE_EXACT_AMOUNT, evidence, targets)
+        return replace(decided, corroborated=True) if decided and similar else decided
     if len(exact) > 1:
         cascade.ambiguous.extend(invoice.invoice_number for invoice in exact)
         cascade.notes.append(f"{len(exact)} invoices open for exactly {amount}")
         return _undecided(cascade)
     net = [
         invoice
-        for invoice in book.open_between(cascade.currency, amount + 1, _fee_ceiling(policy, amount))
-        if invoice.open_minor - amount <= policy.fee_tolerance_minor(invoice.open_minor)
+        for invoice in book.open_between(cascade.currency, amount + 1, cascade.fee_ceiling())
+        if cascade.fee_fits(invoice.open_minor)
     ]
     if len(net) == 1:
         invoice = net[0]
@@ -891,7 +973,7 @@ def _by_subset(cascade: _Cascade) -> Match | None:
     policy, amount = cascade.policy, cascade.amount_minor
     if policy.max_subset_size <= 0 or policy.max_subset_candidates <= 0:
         return None
-    ceiling = _fee_ceiling(policy, amount)
+    ceiling = cascade.fee_ceiling()
     pool = cascade.book.due_nearest(
         cascade.currency,
         cascade.payment.occurred_at,
@@ -912,7 +994,7 @@ def _by_subset(cascade: _Cascade) -> Match | None:
     solutions = [
         picked
         for picked in found
-        if exact or _fee_fits(policy, amount, sum(pool[index].open_minor for index in picked))
+        if exact or cascade.fee_fits(sum(pool[index].open_minor for index in picked))
     ]
     if len(solutions) != 1:
         for picked in solutions:
@@ -922,10 +1004,6 @@ def _by_subset(cascade: _Cascade) -> Match | None:
         return None
     chosen = [pool[index] for index in solutions[0]]
     return _subset_match(cascade, chosen, exact, search.steps)
-
-
-def _fee_fits(policy: MatchPolicy, amount_minor: int, total_minor: int) -> bool:
-    return 0 < total_minor - amount_minor <= policy.fee_tolerance_minor(total_minor)
 
 
 def _subset_match(

@@ -20,6 +20,7 @@ from arrecon.state.events import (
     InvoiceIssued,
     PaymentReceived,
     PaymentReversed,
+    Rail,
     RemittanceLine,
     ReversalKind,
 )
@@ -341,7 +342,26 @@ GAPS = [
         "partially_paid",
         500,
     ),
-    ("processor fee", 0, 0, payment("P", 9_680, "A"), "processor_fee", True, "paid", 0),
+    (
+        "processor fee",
+        0,
+        0,
+        payment("P", 9_680, "A", rail=Rail.CARD),
+        "processor_fee",
+        True,
+        "paid",
+        0,
+    ),
+    (  # a transfer passes no processor: the same gap is a short-pay
+        "fee-sized gap on a transfer",
+        0,
+        0,
+        payment("P", 9_680, "A", rail=Rail.SEPA),
+        "unexplained",
+        False,
+        "partially_paid",
+        320,
+    ),
     (
         "unexplained short-pay",
         0,
@@ -449,6 +469,66 @@ def test_unapplied_is_retried(
     assert [(o.invoice_number, o.amount_minor) for o in driver.of(Applied)] == applications
     assert driver.ledger is not None
     assert driver.ledger.unapplied_minor("USD") == 0
+
+
+TYPOS = [
+    # (case, open invoices, payment, applied [(invoice, amount, method)])
+    (
+        "one digit doubled, amount agrees",
+        [invoice("INV-100052", 12_199)],
+        payment("P", 12_199, references=("INV-1000052",)),
+        [("INV-100052", 12_199, "fuzzy_reference")],
+    ),
+    (
+        "near two invoices, the amount picks one",
+        [invoice("INV-100251", 11_999), invoice("INV-102510", 5_000)],
+        payment("P", 11_999, references=("INV-10251",)),
+        [("INV-100251", 11_999, "exact_amount")],
+    ),
+    (  # a different number of the same shape may be an invoice not issued yet
+        "look-alike reference, amount disagrees",
+        [invoice("INV-102115", 40_998)],
+        payment("P", 39_494, references=("INV-102811",)),
+        [],
+    ),
+    (  # the amount alone does not beat a named invoice we do not hold
+        "amount agrees, reference unlike",
+        [invoice("INV-100052", 12_199)],
+        payment("P", 12_199, references=("INV-777999",)),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("invoices", "pay", "applied"),
+    [pytest.param(*row[1:], id=row[0]) for row in TYPOS],
+)
+def test_mistyped_reference_applies_only_when_the_amount_agrees(
+    invoices: list[InvoiceIssued], pay: PaymentReceived, applied: list[tuple[str, int, str]]
+) -> None:
+    driver = run(*invoices, pay)
+    got = [(o.invoice_number, o.amount_minor, o.method) for o in driver.of(Applied)]
+    assert got == applied
+    reasons = [u.reason for u in driver.of(Unapplied)]
+    assert reasons == ([] if applied else ["awaiting_invoice"])
+
+
+@pytest.mark.parametrize(
+    ("text", "short_paid"),
+    [
+        ("INV-1001 PARTIAL PAYMENT", []),
+        ("INV-1001 INSTALLMENT 1", []),
+        ("INV-1001", [("INV-1001", 6_000, "unexplained")]),
+    ],
+)
+def test_announced_partial_payment_is_not_a_short_pay(
+    text: str, short_paid: list[tuple[str, int, str]]
+) -> None:
+    driver = run(invoice("INV-1001", 10_000), payment("P", 4_000, references=(text,)))
+    got = [(o.invoice_number, o.shortfall_minor, o.reason_code) for o in driver.of(ShortPaid)]
+    assert got == short_paid
+    assert driver.state("INV-1001") == ("partially_paid", 6_000)
 
 
 def test_unapplied_names_ranked_candidates() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arrecon.state.events import PaymentReceived, RemittanceLine
+from arrecon.state.events import PaymentReceived, Rail, RemittanceLine
 from arrecon.state.matching import (
     Allocation,
     Match,
@@ -44,6 +45,7 @@ def pay(
     refs: tuple[str, ...] = (),
     texts: tuple[str, ...] = (),
     remittance: tuple[RemittanceLine, ...] = (),
+    rail: Rail = Rail.OTHER,
 ) -> PaymentReceived:
     return PaymentReceived(
         event_id="ev_1",
@@ -51,6 +53,7 @@ def pay(
         payment_id="py_1",
         amount=Money(amount_minor, currency),
         source="test",
+        rail=rail,
         invoice_refs=refs,
         references=texts,
         remittance=remittance,
@@ -171,7 +174,7 @@ STEP_CASES = [
     ("exact amount", pay(7_777), "exact_amount", [("INV-2026-004714", 7_777, 0, None)]),
     (
         "exact amount net of fee",
-        pay(7_500),
+        pay(7_500, rail=Rail.CARD),
         "exact_amount",
         [("INV-2026-004714", 7_500, 277, "processor_fee")],
     ),
@@ -183,7 +186,7 @@ STEP_CASES = [
     ),
     (
         "subset sum net of fee, fee on the largest",
-        pay(12_200),
+        pay(12_200, rail=Rail.CARD),
         "subset_sum",
         [("INV-2026-004713", 2_500, 0, None), ("INV-2026-004711", 9_700, 300, "processor_fee")],
     ),
@@ -235,7 +238,7 @@ def test_earlier_step_wins() -> None:
             "inv 4711, 4712",
             [
                 ("INV-2026-004711", 10_000, 0, None),
-                ("INV-2026-004712", 4_800, 200, "processor_fee"),
+                ("INV-2026-004712", 4_800, 200, "unexplained"),  # a transfer: no fee
             ],
         ),
         (  # 3,000 short: beyond the fee tolerance -> unexplained
@@ -267,19 +270,64 @@ def test_multi_invoice_spread(
 
 
 @pytest.mark.parametrize(
-    ("expected_minor", "shortfall_minor", "code"),
+    ("rail", "expected_minor", "shortfall_minor", "code"),
     [
-        (10_000, 430, "processor_fee"),  # 10,000 * 4 % + 30 = 430: the edge
-        (10_000, 431, "unexplained"),
-        (10_000, 1, "processor_fee"),
+        (Rail.CARD, 10_000, 430, "processor_fee"),  # 10,000 * 4 % + 30 = 430: the edge
+        (Rail.CARD, 10_000, 431, "unexplained"),
+        (Rail.CARD, 10_000, 1, "processor_fee"),
+        (Rail.MARKETPLACE, 10_000, 430, "processor_fee"),
+        (Rail.WALLET, 10_000, 200, "processor_fee"),
+        # Bank transfers pass no processor: any gap is a short-pay.
+        (Rail.WIRE, 10_000, 1, "unexplained"),
+        (Rail.SEPA, 10_000, 430, "unexplained"),
+        (Rail.OTHER, 10_000, 200, "unexplained"),
     ],
 )
-def test_fee_tolerance(expected_minor: int, shortfall_minor: int, code: str) -> None:
+def test_fee_tolerance(rail: Rail, expected_minor: int, shortfall_minor: int, code: str) -> None:
     book = OpenBook([invoice("A-100", expected_minor)])
-    match = match_payment(book, pay(expected_minor - shortfall_minor, refs=("A-100",)), POLICY)
+    payment = pay(expected_minor - shortfall_minor, refs=("A-100",), rail=rail)
+    match = match_payment(book, payment, POLICY)
     assert allocations(match) == [
         ("A-100", expected_minor - shortfall_minor, shortfall_minor, code)
     ]
+
+
+def test_a_processor_named_on_a_bank_rail_allows_the_fee() -> None:
+    book = OpenBook([invoice("A-100", 10_000)])
+    payment = replace(pay(9_700, refs=("A-100",), rail=Rail.ACH), processor="stripe")
+    assert allocations(match_payment(book, payment, POLICY)) == [
+        ("A-100", 9_700, 300, "processor_fee")
+    ]
+
+
+@pytest.mark.parametrize("amount", [9_990, 9_700, 9_570])
+def test_a_transfer_net_of_a_fee_is_not_matched_by_amount(amount: int) -> None:
+    book = OpenBook([invoice("A-100", 10_000), invoice("B-200", 4_000)])
+    assert match_payment(book, pay(amount), POLICY).method == "none"
+    card = match_payment(book, pay(amount, rail=Rail.CARD), POLICY)
+    assert (card.method, allocations(card)) == (
+        "exact_amount",
+        [("A-100", amount, 10_000 - amount, "processor_fee")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("INV-2026-004711 PARTIAL PAYMENT", False),
+        ("INV-2026-004711 installment 1", False),
+        ("INV-2026-004711 on account", False),
+        ("Teilzahlung Rechnung INV-2026-004711", False),
+        ("INV-2026-004711", True),
+        ("INV-2026-004711 PARTIALLY DAMAGED GOODS", True),
+    ],
+)
+def test_a_payment_that_says_partial_leaves_the_rest_open_unflagged(
+    text: str, flagged: bool
+) -> None:
+    match = match_payment(standard_book(), pay(4_000, texts=(text,)), POLICY)
+    expected_gap = (6_000, "unexplained") if flagged else (0, None)
+    assert allocations(match) == [("INV-2026-004711", 4_000, *expected_gap)]
 
 
 # --- currency filter ----------------------------------------------------------
