@@ -119,10 +119,12 @@ class JournalSink:
         journal: Journal,
         max_batch_records: int = 8192,
         max_batch_bytes: int = 64 * 1024 * 1024,
+        max_queued_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.journal = journal
         self.max_batch_records = max_batch_records
         self.max_batch_bytes = max_batch_bytes
+        self.max_queued_bytes = max_queued_bytes
         self.batches = 0
         self._queue = _Queue()
         self._wake: asyncio.Event | None = None
@@ -152,6 +154,10 @@ class JournalSink:
     async def store(self, record: bytes, key: bytes = b"") -> str:
         if not self.ready():
             raise IntakeUnavailableError("journal not accepting deliveries")
+        if self._queue.queued_bytes + len(record) > self.max_queued_bytes:
+            # The disk is slower than arrivals: refuse (503, the provider
+            # retries) rather than hold unbounded memory.
+            raise IntakeUnavailableError("journal queue full")
         assert self._wake is not None
         future: asyncio.Future[JournalOffset] = asyncio.get_running_loop().create_future()
         self._queue.items.append(_Pending(record, future))

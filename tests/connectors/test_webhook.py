@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +15,9 @@ import httpx
 import orjson
 import pytest
 import stripe
+import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from arrecon.connectors.envelope import Decoded, RawEnvelope
@@ -25,7 +30,13 @@ from arrecon.connectors.intake import (
 )
 from arrecon.connectors.journal import Journal, JournalReader
 from arrecon.connectors.registry import decoder_for
-from arrecon.connectors.signatures import sign_shopify, sign_stripe
+from arrecon.connectors.signatures import (
+    BadSignatureError,
+    sign_shopify,
+    sign_stripe,
+    verify_shopify,
+    verify_stripe,
+)
 from arrecon.connectors.webhook import ReceiverSettings, create_app, routing_key
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
@@ -87,7 +98,14 @@ def test_valid_stripe_webhook_is_stored_verbatim(tmp_path: Path) -> None:
         headers = {**_stripe_headers(body), "authorization": "Bearer leak", "x-other": "drop"}
         responses.append(await client.post("/webhooks/stripe", content=body, headers=headers))
 
+    accepted_before = REGISTRY.get_sample_value(
+        "arrecon_receiver_accepted_total", {"endpoint": "stripe"}
+    )
     stored = _run(tmp_path, scenario)
+    accepted_after = REGISTRY.get_sample_value(
+        "arrecon_receiver_accepted_total", {"endpoint": "stripe"}
+    )
+    assert accepted_after == (accepted_before or 0.0) + 1
     assert responses[0].status_code == 200
     assert responses[0].json()["stored"] == "0:0"
     assert len(stored) == 1
@@ -552,3 +570,95 @@ def test_routing_key_of_a_list_answer_is_its_content_hash_not_a_crash() -> None:
 
     body = b'{"object":"list","data":[{"id":"txn_1","payout":"po_1"}]}'
     assert routing_key("stripe", {}, body) == hashlib.sha256(body).hexdigest()[:32].encode()
+
+
+def test_sink_refuses_when_its_queue_is_full(tmp_path: Path) -> None:
+    sink = JournalSink(Journal(tmp_path / "raw"), max_queued_bytes=100)
+    stored: list[str] = []
+
+    async def main() -> None:
+        await sink.start()
+        with pytest.raises(IntakeUnavailableError, match="queue full"):
+            await sink.store(b"x" * 101)
+        stored.append(await sink.store(b"y" * 100))
+        await sink.aclose()
+
+    asyncio.run(main())
+    assert stored == ["0:0"]
+    assert [p for _, p in JournalReader(tmp_path / "raw")] == [b"y" * 100]
+
+
+def test_uvicorn_shutdown_drains_in_flight_requests(tmp_path: Path) -> None:
+    """SIGTERM-style exit while fsyncs are slow: every 200 is on disk, none lost."""
+
+    class SlowDisk(Journal):
+        def append_batch(self, payloads: Any) -> Any:
+            time.sleep(0.05)
+            return super().append_batch(payloads)
+
+    sink = JournalSink(SlowDisk(tmp_path / "raw"))
+    app = create_app(SETTINGS, sink, clock=lambda: NOW)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    bodies = [_stripe_event(f"evt_{i:03d}") for i in range(200)]
+    outcomes: list[httpx.Response | BaseException] = []
+
+    async def post_all() -> None:
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+            posts = [
+                client.post("/webhooks/stripe", content=b, headers=_stripe_headers(b))
+                for b in bodies
+            ]
+            outcomes.extend(await asyncio.gather(*posts, return_exceptions=True))
+
+    async def main() -> None:
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        load = asyncio.create_task(post_all())
+        while sink.batches == 0:  # requests are in flight, fsyncs are slow
+            await asyncio.sleep(0.005)
+        server.should_exit = True
+        await serving
+        await load
+
+    asyncio.run(main())
+    acknowledged = [o for o in outcomes if isinstance(o, httpx.Response) and o.status_code == 200]
+    on_disk = {str(offset) for offset, _ in JournalReader(tmp_path / "raw")}
+    assert acknowledged, "some requests should have completed before shutdown"
+    assert {r.json()["stored"] for r in acknowledged} <= on_disk
+    assert len(on_disk) == len(acknowledged)  # nothing stored that was not answered 200
+    assert not sink.ready()
+    assert not sink.journal.is_open
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(max_size=400),
+    secrets=st.lists(
+        st.text(alphabet="abcdef0123456789", min_size=8, max_size=16),
+        min_size=1,
+        max_size=3,
+        unique=True,
+    ),
+    which=st.integers(min_value=0),
+    flip=st.integers(min_value=0),
+)
+def test_stripe_signature_accepts_any_configured_secret_and_rejects_any_edit(
+    text: str, secrets: list[str], which: int, flip: int
+) -> None:
+    body = text.encode()
+    stamp = int(NOW.timestamp())
+    header = sign_stripe(body, secrets[which % len(secrets)], stamp)
+    assert verify_stripe(body, header, secrets, NOW) == stamp
+    edited = bytearray(body + b"!")
+    edited[flip % len(edited)] ^= 0x01
+    with pytest.raises(BadSignatureError):
+        verify_stripe(bytes(edited), header, secrets, NOW)
+    with pytest.raises(BadSignatureError):
+        verify_shopify(body, sign_shopify(body, "other-secret"), secrets)
+    verify_shopify(body, sign_shopify(body, secrets[which % len(secrets)]), secrets)
