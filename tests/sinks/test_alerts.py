@@ -1,14 +1,27 @@
-"""Alert rules as a table, the unapplied-cash watch, signing and configuration."""
+"""Alert rules as a table, the unapplied-cash watch, signing, configuration and delivery."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import bytewax.operators as op
+import httpx
 import orjson
 import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
+from arrecon.flows.alerts_sink import AlertDelivery, AlertSink, WebhookChannel, WebhookSender
+from arrecon.flows.steps import Tagged
 from arrecon.sinks.alerts import (
     ALL_KINDS,
     Alert,
@@ -294,3 +307,239 @@ def test_signature_verifies_for_any_body(body: bytes, secret: str, stamp: int) -
 def test_invoice_status_is_no_alert() -> None:
     status = InvoiceStatus("is1", T0, "INV-1", "cus1", "overdue", 100, 100, "USD", T0, T0)
     assert alerts_for(status, AlertRules()) == []
+
+
+# --- delivery: webhooks against a real local HTTP server -------------------
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Hook:
+    """A local webhook receiver answering with scripted statuses, then 200."""
+
+    url: str
+    script: list[int]
+    received: list[Received] = field(default_factory=list)
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    state = Hook(url="", script=[])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append(Received(dict(self.headers.items()), body))
+            status = state.script.pop(0) if state.script else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def counter(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+SECRET = "whsec_alerts"
+(CHARGEBACK_ALERT,) = alerts_for(chargeback("opened"), RULES)
+
+
+def sender(urls: list[str], sleeps: list[float], **options: Any) -> WebhookSender:
+    return WebhookSender(
+        urls, SECRET, attempts=5, backoff_s=0.01, backoff_max_s=0.03, sleep=sleeps.append, **options
+    )
+
+
+def test_webhook_retries_5xx_then_delivers_signed_with_stable_key(hook: Hook) -> None:
+    hook.script = [503, 503]
+    sleeps: list[float] = []
+    sent_before = counter("arrecon_alerts_sent_total", kind="chargeback", channel="webhook")
+    assert sender([hook.url], sleeps).deliver(CHARGEBACK_ALERT) == 1
+    assert len(hook.received) == 3
+    assert sleeps == [0.01, 0.02]
+    now_s = int(time.time())
+    for request in hook.received:
+        assert request.headers["Idempotency-Key"] == "cb1:chargeback"
+        assert request.headers["Content-Type"] == "application/json"
+        assert verify_signature(request.headers["X-Arrecon-Signature"], request.body, SECRET, now_s)
+        assert not verify_signature(
+            request.headers["X-Arrecon-Signature"], request.body, "x", now_s
+        )
+        assert orjson.loads(request.body) == CHARGEBACK_ALERT.to_record()
+    assert len({request.body for request in hook.received}) == 1
+    after = counter("arrecon_alerts_sent_total", kind="chargeback", channel="webhook")
+    assert after == sent_before + 1
+
+
+@pytest.mark.parametrize(
+    ("script", "requests", "accepted"),
+    [
+        ([500, 502, 503, 504, 500], 5, 0),  # gives up after `attempts`
+        ([429, 200], 2, 1),  # throttled: retried
+        ([400], 1, 0),  # refused: retrying cannot help
+        ([401], 1, 0),
+        ([204], 1, 1),
+    ],
+)
+def test_webhook_status_handling(
+    hook: Hook, script: list[int], requests: int, accepted: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook.script = list(script)
+    failed_before = counter("arrecon_alerts_failed_total", channel="webhook")
+    assert sender([hook.url], []).deliver(CHARGEBACK_ALERT) == accepted
+    assert len(hook.received) == requests
+    failed = counter("arrecon_alerts_failed_total", channel="webhook") - failed_before
+    assert failed == 1 - accepted
+    if not accepted:
+        assert "cb1:chargeback" in caplog.text
+
+
+def test_webhook_connection_errors_are_retried_then_counted() -> None:
+    calls: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    sleeps: list[float] = []
+    failed_before = counter("arrecon_alerts_failed_total", channel="webhook")
+    one = sender(["http://alerts.invalid/a"], sleeps, transport=httpx.MockTransport(refuse))
+    assert one.deliver(CHARGEBACK_ALERT) == 0
+    assert len(calls) == 5
+    assert sleeps == [0.01, 0.02, 0.03, 0.03]  # doubling, capped
+    assert counter("arrecon_alerts_failed_total", channel="webhook") == failed_before + 1
+
+
+def test_webhook_each_url_gets_the_alert(hook: Hook) -> None:
+    hook.script = [503] * 5
+    dead_url = hook.url  # first URL exhausts its attempts; the second still gets it
+    other: list[bytes] = []
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        other.append(request.content)
+        return httpx.Response(200)
+
+    mixed = WebhookSender(
+        [dead_url, "http://second.example/a"],
+        SECRET,
+        attempts=5,
+        backoff_s=0.0,
+        transport=_Route(dead_url, httpx.MockTransport(accept)),
+    )
+    assert mixed.deliver(CHARGEBACK_ALERT) == 1
+    assert len(hook.received) == 5
+    assert other == [alert_json(CHARGEBACK_ALERT)]
+
+
+class _Route(httpx.BaseTransport):
+    """Real HTTP for one URL, the given transport for the rest."""
+
+    def __init__(self, real_url: str, other: httpx.BaseTransport) -> None:
+        self.real_url = real_url
+        self.real = httpx.HTTPTransport()
+        self.other = other
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        target = self.real if str(request.url) == self.real_url else self.other
+        return target.handle_request(request)
+
+
+def test_webhook_channel_drains_on_close_and_counts_overflow(hook: Hook) -> None:
+    alerts = [
+        Alert(f"o{n}:chargeback", "chargeback", "critical", "c", "s", 1, "USD", T0)
+        for n in range(5)
+    ]
+    failed_before = counter("arrecon_alerts_failed_total", channel="webhook")
+    gate = threading.Event()
+
+    def held(request: httpx.Request) -> httpx.Response:
+        gate.wait(10)
+        return httpx.Response(200)
+
+    channel = WebhookChannel(
+        WebhookSender([hook.url], SECRET, transport=httpx.MockTransport(held)), queue_size=2
+    )
+    channel.send(alerts)  # one in flight, two queued, the rest do not fit
+    gate.set()
+    channel.close()
+    overflow = counter("arrecon_alerts_failed_total", channel="webhook") - failed_before
+    assert 2 <= overflow <= 3  # the worker may or may not have taken the first one yet
+    real = WebhookChannel(WebhookSender([hook.url], SECRET))
+    real.send(alerts)
+    real.close()
+    assert sorted(r.headers["Idempotency-Key"] for r in hook.received) == [
+        a.alert_id for a in alerts
+    ]
+
+
+# --- the Bytewax sink, end to end over a real flow -------------------------
+
+
+def _run_sink(items: list[object], sink: AlertSink) -> None:
+    flow = Dataflow("alerts_test")
+    stream = op.input("in", flow, TestingSource(items, batch_size=len(items)))
+    op.output("alerts", stream, sink)
+    run_main(flow)
+
+
+def test_alert_sink_in_a_flow_delivers_rule_and_age_alerts(hook: Hook) -> None:
+    bad = ShortPaid("bad", T0, "p", "I", "c", 1, "USD", None, False)  # type: ignore[arg-type]
+    outcomes: list[Outcome] = [
+        chargeback("opened"),
+        bad,  # a rule that raises is counted, the flow goes on
+        unapplied("u1", "pay1", T0),
+        unapplied("u2", "pay2", T0),
+        Applied("a2", T0, "pay2", "INV-2", "cus1", 4_200, "EUR", "exact", 1.0),
+        FEE,
+    ]
+    items: list[object] = [Tagged(n, 0, 0, o, T0) for n, o in enumerate(outcomes)]
+    items.insert(1, "not an outcome")  # other outputs on a shared stream are ignored
+    rules = AlertRules(unapplied_max_age_hours=24)
+    delivery = AlertDelivery(webhook_urls=(hook.url,), webhook_secret=SECRET, backoff_s=0.0)
+    rules_failed = counter("arrecon_alerts_failed_total", channel="rules")
+    sink = AlertSink(rules, delivery, clock=lambda: T0 + timedelta(hours=30))
+    _run_sink(items, sink)
+    got = sorted(r.headers["Idempotency-Key"] for r in hook.received)
+    assert got == ["cb1:chargeback", "fa1:fee_anomaly", "u1:unapplied_age"]
+    assert counter("arrecon_alerts_failed_total", channel="rules") == rules_failed + 1
+
+
+def test_alert_sink_from_env_reads_rules_and_delivery() -> None:
+    env = {
+        "ARRECON_ALERT_KINDS": "chargeback",
+        "ARRECON_ALERT_WEBHOOKS": "http://a.example/x, http://b.example/y",
+        "ARRECON_ALERT_WEBHOOK_SECRET": "k",
+        "ARRECON_ALERT_WEBHOOK_ATTEMPTS": "3",
+        "ARRECON_ALERTS_TOPIC": "alerts.test",
+    }
+    sink = AlertSink.from_env(env)
+    assert sink.rules.enabled == frozenset({"chargeback"})
+    assert sink.delivery.webhook_urls == ("http://a.example/x", "http://b.example/y")
+    assert (sink.delivery.attempts, sink.delivery.topic, sink.delivery.kafka) == (
+        3,
+        "alerts.test",
+        None,
+    )
+    with pytest.raises(AlertConfigError):
+        AlertDelivery.from_env({"ARRECON_ALERT_WEBHOOKS": "http://a.example/x"})
+    with pytest.raises(AlertConfigError):
+        AlertDelivery.from_env({"ARRECON_ALERT_WEBHOOK_ATTEMPTS": "many"})
