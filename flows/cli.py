@@ -114,3 +114,33 @@ def run(
         raise click.UsageError("several processes need --kafka (the journal is local)")
     click.echo(f"arrecon: listening on http://{settings.host}:{settings.port}", err=True)
     run_live(settings, ReceiverSettings.from_env(), process_id=process_id, addresses=cluster)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo keeps its engine state [./arrecon-data].",
+)
+@click.option("--port", type=int, default=None, help="HTTP port [8080].")
+@click.option(
+    "--rate",
+    type=float,
+    default=50.0,
+    show_default=True,
+    help="Deliveries per second (0 = as fast as possible).",
+)
+@click.option(
+    "--events", type=int, default=20_000, show_default=True, help="Length of the generated stream."
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Generator seed.")
+def demo(*, data_dir: Path | None, port: int | None, rate: float, events: int, seed: int) -> None:
+    """Run the embedded engine and feed it a realistic stream over HTTP, live."""
+    from arrecon.flows.demo import run_demo
+    from arrecon.flows.settings import Settings
+
+    settings = Settings.from_env().with_overrides(data_dir=data_dir, port=port)
+    run_demo(
+        settings, seed=seed, rate=rate, events=events, echo=lambda line: click.echo(line, err=True)
+    )
