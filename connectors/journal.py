@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +162,7 @@ class Journal:
         self._fd: int | None = None
         self._segment = 0
         self._position = 0
+        self._durable = JournalOffset(0, 0)
 
     @property
     def is_open(self) -> bool:
@@ -171,6 +172,11 @@ class Journal:
     def end(self) -> JournalOffset:
         """Offset the next record will get (before any rollover)."""
         return JournalOffset(self._segment, self._position)
+
+    def durable_end(self) -> JournalOffset:
+        """End of the synced records: pass as a reader's `limit` in the same process,
+        so nothing is processed that an OS crash could still take back."""
+        return self._durable
 
     def open(self) -> Journal:
         """Create the folder, recover the last segment, position at its end."""
@@ -183,6 +189,7 @@ class Journal:
         self.recovery = self._recover(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._position = self.recovery.valid_bytes
+        self._durable = self.end
         if not indexes:
             _fsync_directory(self.directory)
         return self
@@ -238,6 +245,7 @@ class Journal:
             self._position += len(record)
         self._write(chunk)
         self._sync()
+        self._durable = self.end
         return offsets
 
     def _write(self, chunk: list[bytes]) -> None:
@@ -280,7 +288,8 @@ class JournalReader:
     A reader keeps `offset`, the position of the next unread record; persist it
     and pass it back after a restart to resume exactly there. An incomplete
     record at the end of the newest segment is "not yet written" (the writer may
-    be mid-append), so the reader waits for it instead of failing.
+    be mid-append), so the reader waits for it instead of failing. `limit`
+    (e.g. `Journal.durable_end`) keeps the reader behind the last fsync.
     """
 
     def __init__(
@@ -289,10 +298,12 @@ class JournalReader:
         offset: JournalOffset | None = None,
         *,
         read_bytes: int = 1024 * 1024,
+        limit: Callable[[], JournalOffset] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.offset = offset or JournalOffset(0, 0)
         self.read_bytes = read_bytes
+        self.limit = limit
 
     def read(self, max_records: int = 1024) -> list[tuple[JournalOffset, bytes]]:
         """Up to `max_records` complete records after `offset`; [] when caught up."""
@@ -312,7 +323,12 @@ class JournalReader:
 
     def _advance_segment(self) -> bool:
         """Move to the next segment if the current one is sealed and fully read."""
-        later = [i for i in segment_indexes(self.directory) if i > self.offset.segment]
+        bound = self.limit().segment if self.limit else None
+        later = [
+            i
+            for i in segment_indexes(self.directory)
+            if i > self.offset.segment and (bound is None or i <= bound)
+        ]
         if not later:
             return False
         path = _segment_path(self.directory, self.offset.segment)
@@ -321,16 +337,35 @@ class JournalReader:
         self.offset = JournalOffset(later[0], 0)
         return True
 
+    def _budget(self) -> int | None:
+        """Bytes readable in the current segment under `limit` (None: unbounded)."""
+        if self.limit is None:
+            return None
+        bound = self.limit()
+        if bound.segment > self.offset.segment:
+            return None
+        if bound.segment < self.offset.segment:
+            return 0
+        return max(0, bound.position - self.offset.position)
+
     def _read_segment(self, max_records: int) -> list[tuple[JournalOffset, bytes]]:
         segment, start = self.offset.segment, self.offset.position
+        budget = self._budget()
+        if budget == 0:
+            return []
         try:
             with open(_segment_path(self.directory, segment), "rb") as handle:
                 handle.seek(start)
-                data = handle.read(self.read_bytes)
+                data = handle.read(
+                    self.read_bytes if budget is None else min(budget, self.read_bytes)
+                )
                 if len(data) >= HEADER_BYTES:
                     length = _HEADER.unpack_from(data)[0]
                     if HEADER_BYTES + length > len(data) and length <= MAX_RECORD_BYTES:
-                        data += handle.read(HEADER_BYTES + length - len(data))
+                        wanted = HEADER_BYTES + length - len(data)
+                        if budget is not None:
+                            wanted = min(wanted, budget - len(data))
+                        data += handle.read(wanted)
         except FileNotFoundError:
             return []
         out: list[tuple[JournalOffset, bytes]] = []

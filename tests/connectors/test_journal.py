@@ -198,3 +198,19 @@ def test_any_crash_point_recovers_exactly_the_complete_prefix(
     with Journal(directory, segment_bytes=segment_bytes, fsync=False) as journal:
         journal.append(b"resumed")
     assert _read_all(directory) == [*survivors, b"resumed"]
+
+
+def test_reader_limit_keeps_it_behind_the_last_sync(tmp_path: Path) -> None:
+    payloads = _payloads(30, size=60)
+    with Journal(tmp_path, segment_bytes=(HEADER_BYTES + 60) * 4) as journal:
+        journal.append_batch(payloads[:10])
+        synced_then = journal.durable_end()
+        journal.append_batch(payloads[10:])
+        assert synced_then < journal.durable_end()
+        frozen = JournalReader(tmp_path, limit=lambda: synced_then)
+        assert [p for _, p in frozen.read(max_records=100)] == payloads[:10]
+        assert frozen.read() == []
+        assert frozen.offset == synced_then
+        live = JournalReader(tmp_path, frozen.offset, limit=journal.durable_end)
+        assert [p for _, p in live.read(max_records=100)] == payloads[10:]
+        assert live.offset == journal.durable_end() == journal.end
