@@ -234,7 +234,7 @@ def dashboard_app(queries: DashboardQueries, token: str, *, clock: Clock | None 
     api = _Api(queries, clock or (lambda: datetime.now(UTC)))
 
     async def spec(request: Request) -> Response:
-        return _json(openapi(str(request.scope.get("root_path") or "/dashboard")))
+        return _json(openapi(str(request.scope.get("root_path") or "/")))
 
     app = Starlette(
         routes=[
