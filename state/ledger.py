@@ -115,6 +115,10 @@ _CLOSED_STATUS = {"cash": PAID, "credit": CREDITED, "void": VOID, "write_off": W
 _CLOSING_GAPS = frozenset({"processor_fee", "marketplace_fee", "return", "promotion"})
 # Methods too weak to override a payment that names an invoice we do not hold.
 _WEAK_METHODS = frozenset({"fuzzy_reference", "exact_amount", "subset_sum"})
+# Connectors name a payment by a namespaced handle ("shopify_order:<id>") when the
+# provider's later messages (disputes) name only the order; such handles ride in
+# the payment's `invoice_refs`.
+_HANDLE_MARK = ":"
 _JUST_AFTER = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
 _TIMER_DUE = 0
@@ -193,6 +197,7 @@ class _Payment:
         "apps",
         "credit_minor",
         "currency",
+        "handles",
         "payment_id",
         "pending",
         "unapplied_minor",
@@ -206,6 +211,7 @@ class _Payment:
         self.unapplied_minor = 0
         self.credit_minor = 0
         self.pending: PaymentReceived | None = None  # kept while unapplied, for retries
+        self.handles: tuple[str, ...] = ()  # other ids disputes may name (see _HANDLE_MARK)
 
     def is_spent(self) -> bool:
         return not self.apps and not self.unapplied_minor and not self.credit_minor
@@ -238,6 +244,7 @@ class Ledger:
         "disputes",
         "drop_days",
         "due_groups",
+        "handles",
         "invoices",
         "open_totals",
         "payments",
@@ -255,6 +262,7 @@ class Ledger:
         self.book = OpenBook()
         self.invoices: dict[str, _Invoice] = {}
         self.payments: dict[str, _Payment] = {}
+        self.handles: dict[str, str] = {}  # namespaced handle -> payment id
         self.unapplied: list[str] = []  # payment ids, arrival order
         self.credit: dict[str, list[str]] = {}  # currency -> payment ids with credit, FIFO
         self.disputes: dict[str, _Dispute] = {}
@@ -606,10 +614,40 @@ def _on_payment(run: _Run, event: PaymentReceived) -> None:
         run.out.append(_unapplied(run, pay, amount.amount_minor, "non_positive_amount", None))
         return
     ledger.payments[pid] = pay
+    _learn_handles(ledger, pay, event)
     if not _settle_cash(run, pay, event, amount.amount_minor, retry=False):
         pay.unapplied_minor = amount.amount_minor
         pay.pending = event
         ledger.unapplied.append(pid)
+
+
+def _learn_handles(ledger: Ledger, pay: _Payment, event: PaymentReceived) -> None:
+    """Remember the handles a later dispute or refund may name instead of the id
+    (the first payment of an order keeps the handle)."""
+    handles = tuple(
+        ref
+        for ref in event.invoice_refs
+        if _HANDLE_MARK in ref and ref != pay.payment_id and ref not in ledger.handles
+    )
+    for handle in handles:
+        ledger.handles[handle] = pay.payment_id
+    pay.handles = handles
+
+
+def _payment_named(ledger: Ledger, payment_id: str) -> _Payment | None:
+    """The payment an id names: its own id, else a handle it listed."""
+    pay = ledger.payments.get(payment_id)
+    if pay is None:
+        real = ledger.handles.get(payment_id)
+        pay = ledger.payments.get(real) if real is not None else None
+    return pay
+
+
+def _forget_payment(ledger: Ledger, pay: _Payment) -> None:
+    del ledger.payments[pay.payment_id]
+    for handle in pay.handles:
+        if ledger.handles.get(handle) == pay.payment_id:
+            del ledger.handles[handle]
 
 
 def _settle_cash(
@@ -856,7 +894,7 @@ def _drop_credit(ledger: Ledger, pay: _Payment, amount_minor: int) -> None:
 
 
 def _on_reversal(run: _Run, event: PaymentReversed) -> None:
-    pay = run.ledger.payments.get(event.payment_id)
+    pay = _payment_named(run.ledger, event.payment_id)
     total = event.amount.amount_minor
     hits, rest = _take_back(run, pay, total) if pay is not None else ([], total)
     reason = f"{event.kind.value}: {event.reason}" if event.reason else event.kind.value
@@ -907,8 +945,8 @@ def _on_dispute(run: _Run, event: DisputeUpdated) -> None:
 def _open_dispute(run: _Run, event: DisputeUpdated) -> _Dispute:
     """Reverse the applications the disputed cash hit; those invoices become disputed."""
     ledger = run.ledger
-    pay = ledger.payments.get(event.payment_id)
-    dispute = _Dispute(event.payment_id, event.amount.currency)
+    pay = _payment_named(ledger, event.payment_id)
+    dispute = _Dispute(pay.payment_id if pay else event.payment_id, event.amount.currency)
     ledger.disputes[event.dispute_id] = dispute
     total = event.amount.amount_minor
     hits, rest = _take_back(run, pay, total) if pay is not None else ([], total)
@@ -917,7 +955,7 @@ def _open_dispute(run: _Run, event: DisputeUpdated) -> _Dispute:
         if inv is not None:
             inv.disputes += 1
     dispute.hits = hits + ([("", rest)] if rest else [])
-    _chargebacks(run, event, dispute.hits, "opened")
+    _chargebacks(run, event, dispute, "opened")
     return dispute
 
 
@@ -926,7 +964,7 @@ def _win_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
     ledger = run.ledger
     del ledger.disputes[event.dispute_id]
     pay = ledger.payments.get(dispute.payment_id)
-    _chargebacks(run, event, dispute.hits, "won")
+    _chargebacks(run, event, dispute, "won")
     if pay is None:
         return
     evidence = (f"dispute {event.dispute_id} won", "rule: chargeback_won")
@@ -962,23 +1000,23 @@ def _lose_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
             inv.reopened = inv.open_minor > 0
             run.touched[number] = None
     if event.phase is DisputePhase.LOST:
-        _chargebacks(run, event, dispute.hits, "lost")
+        _chargebacks(run, event, dispute, "lost")
     pay = ledger.payments.get(dispute.payment_id)
     if pay is not None:
         _forget_if_spent(run, pay)
 
 
-def _chargebacks(
-    run: _Run, event: DisputeUpdated, hits: list[tuple[str, int]], status: str
-) -> None:
-    """One `chargeback` per hit; the dispute fee is coded once, on the first."""
+def _chargebacks(run: _Run, event: DisputeUpdated, dispute: _Dispute, status: str) -> None:
+    """One `chargeback` per hit; the dispute fee is coded once, on the first.
+    Each names the payment the dispute hit (a handle is resolved to it)."""
     fee_minor = event.fee_minor
-    for number, amount in hits or [("", 0)]:
+    payment_id = dispute.payment_id
+    for number, amount in dispute.hits or [("", 0)]:
         run.out.append(
             Chargeback(
                 run.oid("chargeback", number, event.payment_id, status),
                 run.at,
-                event.payment_id,
+                payment_id,
                 number,
                 run.customer_id,
                 amount,
@@ -1105,7 +1143,7 @@ def _fire_drop_day(run: _Run, day: datetime) -> None:
         else:
             pay = ledger.payments.get(key)
             if pay is not None and pay.is_spent() and not _in_dispute(ledger, key):
-                del ledger.payments[key]
+                _forget_payment(ledger, pay)
     if dropped:
         _prune_payments(ledger, dropped)
 
@@ -1117,7 +1155,7 @@ def _prune_payments(ledger: Ledger, dropped: set[str]) -> None:
         if any(number in dropped for number, _ in pay.apps):
             pay.apps = [app for app in pay.apps if app[0] not in dropped]
             if pay.is_spent() and not _in_dispute(ledger, pid):
-                del ledger.payments[pid]
+                _forget_payment(ledger, pay)
 
 
 def _in_dispute(ledger: Ledger, payment_id: str) -> bool:

@@ -672,6 +672,50 @@ def test_chargeback_lost_keeps_invoice_open_and_codes_fee() -> None:
     assert driver.state("A") == ("reopened", 10_000)
 
 
+@pytest.mark.parametrize(
+    ("phase", "status", "state"), [(LOST, "lost", ("reopened", 10_000)), (WON, "won", ("paid", 0))]
+)
+def test_dispute_naming_the_order_handle_hits_the_payment(
+    phase: DisputePhase, status: str, state: tuple[str, int]
+) -> None:
+    """Shopify disputes name the order; the sale listed that handle in invoice_refs."""
+    handle = "shopify_order:5100037592"
+    driver = run(invoice("#1016", 10_000), payment("7200000143", 10_000, "#1016", handle))
+    opened = driver.feed(dispute("D", handle, OPENED, 10_000))
+    got = [
+        (c.payment_id, c.invoice_number, c.amount_minor)
+        for c in opened
+        if isinstance(c, Chargeback)
+    ]
+    assert got == [("7200000143", "#1016", 10_000)]
+    assert driver.state("#1016") == ("disputed", 10_000)
+    closed = driver.feed(dispute("D", handle, phase, 10_000, on=40))
+    assert [(c.payment_id, c.status) for c in closed if isinstance(c, Chargeback)] == [
+        ("7200000143", status)
+    ]
+    assert driver.state("#1016") == state
+
+
+def test_refund_naming_the_order_handle_reopens_the_invoice() -> None:
+    handle = "shopify_order:51"
+    driver = run(invoice("#1001", 10_000), payment("S1", 10_000, "#1001", handle))
+    out = driver.feed(refund(handle, 4_000))
+    assert [(o.invoice_number, o.amount_minor) for o in out if isinstance(o, Reversed)] == [
+        ("#1001", 4_000)
+    ]
+    assert driver.state("#1001") == ("reopened", 4_000)
+
+
+def test_handles_leave_with_their_payment() -> None:
+    handle = "shopify_order:51"
+    driver = run(customer(), invoice("#1001", 10_000), payment("S1", 10_000, "#1001", handle))
+    assert driver.ledger is not None
+    assert driver.ledger.handles == {handle: "S1"}
+    driver.tick(day(POLICY.settled_retention_days + 3))
+    assert driver.ledger is not None  # the profile keeps the ledger
+    assert (driver.ledger.payments, driver.ledger.handles) == ({}, {})
+
+
 def test_won_dispute_after_invoice_was_paid_again_leaves_credit() -> None:
     driver = run(invoice("A", 10_000), payment("P", 10_000, "A"))
     driver.feed(dispute("D", "P", OPENED, 10_000), payment("P2", 10_000, "A", on=8))
