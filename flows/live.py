@@ -13,6 +13,7 @@ server.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,6 +150,11 @@ def sink_rows(item: SinkItem) -> list[TableRow]:
     return []
 
 
+# Exact receipt-to-row latencies of recent outcomes (ms), for the load driver;
+# the Prometheus histogram only keeps buckets.
+RECENT_LATENCIES_MS: deque[float] = deque(maxlen=200_000)
+
+
 def _count(items: list[SinkItem]) -> None:
     """Prometheus counters for what reached the sink (bounded labels only)."""
     now = datetime.now(UTC)
@@ -161,9 +167,10 @@ def _count(items: list[SinkItem]) -> None:
             metrics.OUTCOMES.labels(outcome.type, getattr(outcome, "method", "-")).inc()
             if isinstance(outcome, Rejected):
                 metrics.REJECTIONS.labels(metrics.reason_code(outcome.reason)).inc()
-            if item.received_at is not None:
-                seconds = (now - item.received_at).total_seconds()
-                metrics.EVENT_TO_OUTCOME_SECONDS.observe(max(seconds, 0.0))
+            if item.received_at is not None and item.seq == 0:
+                seconds = max((now - item.received_at).total_seconds(), 0.0)
+                metrics.EVENT_TO_OUTCOME_SECONDS.observe(seconds)
+                RECENT_LATENCIES_MS.append(seconds * 1000)
 
 
 def _report(report: BatchReport) -> None:

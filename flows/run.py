@@ -61,6 +61,15 @@ def _metrics(_request: Any) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+def _latencies(request: Any) -> Response:
+    """Recent receipt-to-row latencies in ms (one per event), oldest first."""
+    import orjson
+
+    from arrecon.flows.live import RECENT_LATENCIES_MS
+
+    return Response(orjson.dumps(list(RECENT_LATENCIES_MS)), media_type="application/json")
+
+
 def _intake(settings: Settings) -> DurableSink:
     if settings.kafka:
         return KafkaSink(settings.kafka, settings.raw_topic)
@@ -78,6 +87,7 @@ def build_runtime(
     intake = _intake(settings)
     app = create_app(receiver, intake)
     app.router.routes.append(Route("/metrics", _metrics))
+    app.router.routes.append(Route("/debug/latency", _latencies))
     dsn = settings.clickhouse_dsn
     if extra_routes is not None:
         extra_routes(app, dsn)
