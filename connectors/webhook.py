@@ -242,6 +242,16 @@ def _media_type(content_type: str) -> tuple[str, str]:
     return media.strip().lower(), charset
 
 
+def _declared_length(headers: Mapping[str, str]) -> int:
+    """Content-Length as an int (0 when absent: chunked bodies are counted as read)."""
+    value = headers.get("content-length", "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise _RefusedError(400, "bad_content_length")
+    return int(value)
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes:
     """The whole body, refusing (413) as soon as it exceeds `limit`."""
     chunks: list[bytes] = []
@@ -314,7 +324,7 @@ class _Endpoint:
         media, charset = _media_type(headers.get("content-type", ""))
         if media not in allowed:
             raise _RefusedError(415, "unsupported_media_type")
-        if int(headers.get("content-length") or 0) > self.max_bytes:
+        if _declared_length(headers) > self.max_bytes:
             raise _RefusedError(413, "too_large")
         body = await _read_body(receive, self.max_bytes)
         self.authenticate(headers, body)

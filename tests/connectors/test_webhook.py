@@ -483,6 +483,7 @@ def test_thousand_concurrent_requests_are_all_durable_with_shared_fsyncs(tmp_pat
         responses.extend(await asyncio.gather(*posts))
         batches.append(sink.batches)
 
+    fsynced_before = REGISTRY.get_sample_value("arrecon_journal_batch_records_sum") or 0.0
     stored = _run(tmp_path, scenario)
     assert [r.status_code for r in responses] == [200] * 1000
     assert len({r.json()["stored"] for r in responses}) == 1000
@@ -490,6 +491,8 @@ def test_thousand_concurrent_requests_are_all_durable_with_shared_fsyncs(tmp_pat
         f"evt_{i:04d}" for i in range(1000)
     ]
     assert 1 <= batches[0] < 1000  # group commit: fsyncs are shared
+    fsynced = REGISTRY.get_sample_value("arrecon_journal_batch_records_sum") or 0.0
+    assert fsynced - fsynced_before == 1000
 
 
 def test_shutdown_drains_queued_stores(tmp_path: Path) -> None:
@@ -662,3 +665,35 @@ def test_stripe_signature_accepts_any_configured_secret_and_rejects_any_edit(
     with pytest.raises(BadSignatureError):
         verify_shopify(body, sign_shopify(body, "other-secret"), secrets)
     verify_shopify(body, sign_shopify(body, secrets[which % len(secrets)]), secrets)
+
+
+def test_malformed_content_length_is_refused(tmp_path: Path) -> None:
+    body = _stripe_event()
+    responses: list[httpx.Response] = []
+
+    async def scenario(client: httpx.AsyncClient, sink: JournalSink) -> None:
+        # Bypass httpx's own header so the app sees exactly this value.
+        request = client.build_request("POST", "/webhooks/stripe", content=body)
+        request.headers.update(_stripe_headers(body))
+        request.headers["content-length"] = "12abc"
+        responses.append(await client.send(request))
+
+    assert _run(tmp_path, scenario) == []
+    assert responses[0].status_code == 400
+    assert responses[0].json() == {"error": "bad_content_length"}
+
+
+def test_settings_from_env_split_lists_and_limits() -> None:
+    env = {
+        "ARRECON_STRIPE_WEBHOOK_SECRETS": "whsec_a, whsec_b,,",
+        "ARRECON_SHOPIFY_WEBHOOK_SECRETS": "shp_1",
+        "ARRECON_FEED_TOKENS": "t1,t2",
+        "ARRECON_WEBHOOK_MAX_BYTES": "2048",
+    }
+    parsed = ReceiverSettings.from_env(env)
+    assert parsed.stripe_secrets == ("whsec_a", "whsec_b")
+    assert parsed.shopify_secrets == ("shp_1",)
+    assert parsed.feed_tokens == ("t1", "t2")
+    assert parsed.webhook_max_bytes == 2048
+    assert parsed.file_max_bytes == 64 * 1024 * 1024
+    assert ReceiverSettings.from_env({}).stripe_secrets == ()
