@@ -28,7 +28,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from functools import lru_cache
+from typing import Protocol, overload
 
 from rapidfuzz import fuzz, process
 
@@ -53,6 +54,7 @@ __all__ = [
     "FactKind",
     "IndexPolicy",
     "IndexStore",
+    "NameList",
     "Resolution",
     "ResolveQuery",
     "normalize_account",
@@ -83,14 +85,56 @@ NAME_PREFIX = f"{FactKind.NAME}:"
 _NAME_SEPARATOR = "|"
 
 
+class NameList(Sequence[tuple[str, str]]):
+    """An append-only list of `(alias, customer id)` with the aliases kept apart.
+
+    Why: the fuzzy pass scores a payer name against every alias. A store that
+    returns a `NameList` lets the index reuse the alias list and, because it only
+    grows, score just the aliases added since it last looked at a name.
+    """
+
+    __slots__ = ("_pairs", "aliases")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._pairs: list[tuple[str, str]] = list(pairs)
+        self.aliases: list[str] = [alias for alias, _ in self._pairs]
+
+    def append(self, alias: str, customer_id: str) -> None:
+        self._pairs.append((alias, customer_id))
+        self.aliases.append(alias)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[str, str]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[str, str] | Sequence[tuple[str, str]]:
+        return self._pairs[index]
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NameList):
+            return self._pairs == other._pairs
+        return isinstance(other, list) and self._pairs == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"NameList({self._pairs!r})"
+
+
 class DictStore:
     """In-memory backend; `names()` is kept up to date on every write."""
 
-    __slots__ = ("_data", "_names")
+    __slots__ = ("_data", "_name_list", "_names")
 
     def __init__(self) -> None:
         self._data: dict[str, str] = {}
         self._names: dict[str, tuple[str, str]] = {}
+        self._name_list = NameList()
 
     def get_many(self, keys: Sequence[str]) -> list[str | None]:
         return [self._data.get(key) for key in keys]
@@ -99,11 +143,28 @@ class DictStore:
         for key, value in items.items():
             self._data[key] = value
             if key.startswith(NAME_PREFIX):
-                alias = key[len(NAME_PREFIX) :].rpartition(_NAME_SEPARATOR)[0]
-                self._names[key] = (alias, value)
+                self._set_name(key, value)
+
+    def _set_name(self, key: str, value: str) -> None:
+        alias = key[len(NAME_PREFIX) :].rpartition(_NAME_SEPARATOR)[0]
+        previous = self._names.get(key)
+        self._names[key] = (alias, value)
+        if previous is None:
+            self._name_list.append(alias, value)
+        elif previous[1] != value:  # not append-only any more: a new list, new identity
+            self._name_list = NameList(self._names.values())
 
     def names(self) -> Sequence[tuple[str, str]]:
-        return list(self._names.values())
+        return self._name_list
+
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        return (None, {"_data": self._data, "_names": self._names})
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        slots = state[1]
+        self._data = slots["_data"]  # type: ignore[assignment]
+        self._names = slots["_names"]  # type: ignore[assignment]
+        self._name_list = NameList(self._names.values())
 
     def __len__(self) -> int:
         return len(self._data)
@@ -120,6 +181,8 @@ _LEGAL_FORMS = frozenset(
     )
 )  # fmt: skip
 _PUNCT = re.compile(r"[^\w\s]")
+# Payer names recur on every payment of a customer and every re-check while parked.
+_NAME_CACHE_SIZE = 1 << 15
 _SPACES = re.compile(r"\s+")
 
 
@@ -129,6 +192,7 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=_NAME_CACHE_SIZE)
 def normalize_name(text: str) -> str:
     """A payer or customer name without case, punctuation and legal forms.
 
@@ -232,6 +296,13 @@ class Fact:
         return (f"{self.kind}:{token}",) + ((f"{CORE_PREFIX}{core}",) if core else ())
 
 
+# Memo sizes: every event is planned once when it arrives and again on each
+# re-resolve while parked; the same ids and refs recur across events.
+_TOKEN_CACHE_SIZE = 1 << 17
+_PLAN_CACHE_SIZE = 1 << 16
+
+
+@lru_cache(maxsize=_TOKEN_CACHE_SIZE)
 def _normalize(kind: FactKind, value: str) -> str:
     if kind is FactKind.EXTERNAL_ID:
         return normalize_external_id(value)
@@ -308,7 +379,9 @@ def _with_bare_ids(external_ids: Sequence[str]) -> list[str]:
     return expanded
 
 
+@lru_cache(maxsize=_PLAN_CACHE_SIZE)
 def _plan(query: ResolveQuery) -> _Plan:
+    """The keys of one query; memoised (queries and plans are immutable)."""
     explicit = _keys(FactKind.REF, query.invoice_refs)
     mined = (ref for text in query.references for ref in _text_refs(text))
     text_refs = tuple(key for key in _keys(FactKind.REF, mined) if key not in explicit)
@@ -327,11 +400,12 @@ def _plan(query: ResolveQuery) -> _Plan:
 class CustomerIndex:
     """The resolver over an `IndexStore`: batched look-ups and lessons."""
 
-    __slots__ = ("_policy", "_store")
+    __slots__ = ("_names", "_policy", "_store")
 
     def __init__(self, store: IndexStore, policy: IndexPolicy | None = None) -> None:
         self._store = store
         self._policy = policy or IndexPolicy()
+        self._names = _NameMatcher(self._policy)
 
     def resolve(self, query: ResolveQuery) -> Resolution:
         return self.resolve_many([query])[0]
@@ -396,7 +470,7 @@ class CustomerIndex:
     ) -> Resolution | None:
         if not payer_name:
             return None
-        return _fuzzy_name(payer_name, names, self._policy)
+        return self._names.match(payer_name, names)
 
     @staticmethod
     def wanted_keys(query: ResolveQuery) -> frozenset[str]:
@@ -511,19 +585,34 @@ def _decide(
     return Resolution(hits[0][1], method, confidence, evidence)
 
 
-def _fuzzy_name(
-    payer_name: str, names: Sequence[tuple[str, str]], policy: IndexPolicy
-) -> Resolution | None:
-    """Best customer by name; it must clear the threshold and beat the runner-up."""
-    query = normalize_name(payer_name)
-    if not query or not names:
-        return None
+_NameMatch = tuple[str, float, int]  # alias, score, position in the name list
+
+
+def _top_aliases(
+    query: str, aliases: Sequence[str], offset: int, policy: IndexPolicy
+) -> list[_NameMatch]:
+    """The best aliases by score, ties by position (rapidfuzz's documented order)."""
     matches = process.extract(
-        query,
-        [alias for alias, _ in names],
-        scorer=fuzz.token_sort_ratio,
-        limit=policy.name_candidates,
+        query, aliases, scorer=fuzz.token_sort_ratio, limit=policy.name_candidates
     )
+    return [(alias, score, position + offset) for alias, score, position in matches]
+
+
+def _merge_top(
+    old: list[_NameMatch], new: list[_NameMatch], policy: IndexPolicy
+) -> list[_NameMatch]:
+    """Top of old + new aliases: the global top is within the union of both tops."""
+    merged = sorted(old + new, key=lambda match: (-match[1], match[2]))
+    return merged[: policy.name_candidates]
+
+
+def _rank_names(
+    query: str,
+    matches: Sequence[_NameMatch],
+    names: Sequence[tuple[str, str]],
+    policy: IndexPolicy,
+) -> Resolution:
+    """Best customer among the top aliases; it must clear the threshold and the margin."""
     best: dict[str, tuple[float, str]] = {}
     for alias, score, position in matches:
         customer = names[position][1]
@@ -539,6 +628,68 @@ def _fuzzy_name(
         return Resolution(None, "ambiguous_name", 0.0, evidence)
     confidence = round(policy.confidence_name * top_score / 100.0, 4)
     return Resolution(top_customer, "payer_name", confidence, evidence)
+
+
+def _fuzzy_name(
+    payer_name: str, names: Sequence[tuple[str, str]], policy: IndexPolicy
+) -> Resolution | None:
+    """Best customer by name; it must clear the threshold and beat the runner-up."""
+    query = normalize_name(payer_name)
+    if not query or not names:
+        return None
+    aliases = names.aliases if isinstance(names, NameList) else [alias for alias, _ in names]
+    return _rank_names(query, _top_aliases(query, aliases, 0, policy), names, policy)
+
+
+@dataclass(slots=True)
+class _NameMemo:
+    """A payer name's top aliases over the first `seen` entries of `names`."""
+
+    names: NameList
+    seen: int
+    top: list[_NameMatch]
+    answer: Resolution
+
+
+class _NameMatcher:
+    """`_fuzzy_name` with a memo per normalised payer name over a `NameList`.
+
+    Why: parked payments are re-checked whenever a customer record arrives, and
+    most payer names recur; over an append-only `NameList` an answer is reused
+    while no alias was added, and only new aliases are scored when some were.
+    """
+
+    __slots__ = ("_memo", "_policy")
+
+    def __init__(self, policy: IndexPolicy) -> None:
+        self._policy = policy
+        self._memo: dict[str, _NameMemo] = {}
+
+    def match(self, payer_name: str, names: Sequence[tuple[str, str]]) -> Resolution | None:
+        if not isinstance(names, NameList):
+            return _fuzzy_name(payer_name, names, self._policy)
+        query = normalize_name(payer_name)
+        if not query or not names:
+            return None
+        memo = self._memo.get(query)
+        if memo is not None and memo.names is names:
+            if memo.seen == len(names):
+                return memo.answer
+            new = _top_aliases(query, names.aliases[memo.seen :], memo.seen, self._policy)
+            top = _merge_top(memo.top, new, self._policy)
+        else:
+            top = _top_aliases(query, names.aliases, 0, self._policy)
+        answer = _rank_names(query, top, names, self._policy)
+        self._remember(query, _NameMemo(names, len(names), top, answer))
+        return answer
+
+    def _remember(self, query: str, memo: _NameMemo) -> None:
+        if query not in self._memo and len(self._memo) >= _NAME_MEMO_SIZE:
+            del self._memo[next(iter(self._memo))]  # oldest first: a bound, not a policy
+        self._memo[query] = memo
+
+
+_NAME_MEMO_SIZE = 4096
 
 
 def _unresolved(query: ResolveQuery) -> Resolution:

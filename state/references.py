@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -38,6 +39,10 @@ __all__ = [
 MAX_TEXT_CHARS = 4096
 # Tokens per text: a bound for the matcher's per-token work.
 MAX_TOKENS = 32
+# Memo sizes: the same invoice numbers and narratives are normalised and mined
+# again on every retry of waiting cash and every re-resolve of a parked payment.
+_KEY_CACHE_SIZE = 1 << 17
+_TEXT_CACHE_SIZE = 1 << 15
 
 
 class RefKind(StrEnum):
@@ -85,6 +90,7 @@ def compact_key(text: str) -> str:
     return _NON_ALNUM.sub("", text.upper())
 
 
+@lru_cache(maxsize=_KEY_CACHE_SIZE)
 def normalize_reference(text: str) -> str:
     """The matching key: case, separators, spaces and `#` removed, numeric runs
     without leading zeros, so "INV-2026-004711", "inv2026 4711" and
@@ -299,6 +305,12 @@ def extract_references(text: str) -> tuple[RefToken, ...]:
     """
     if not isinstance(text, str) or not text:
         return ()
+    return _extract(text)
+
+
+@lru_cache(maxsize=_TEXT_CACHE_SIZE)
+def _extract(text: str) -> tuple[RefToken, ...]:
+    """`extract_references` for a non-empty `str`; memoised (tokens are immutable)."""
     upper = text[:MAX_TEXT_CHARS].upper()
     upper = _SUBFIELD_OTHER.sub(" ; ", _SUBFIELD_CONT.sub("", upper))
     out: dict[tuple[RefKind, str], RefToken] = {}
