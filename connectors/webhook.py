@@ -295,14 +295,13 @@ class _Delivery:
 class _Endpoint:
     """One POST route: authenticate, bound, store; subclasses say how to authenticate."""
 
-    source = ""
+    name = ""  # the bounded `endpoint` metrics label
     header_set = "feed"
 
     def __init__(self, settings: ReceiverConfig, sink: DurableSink, clock: Clock) -> None:
         self.settings = settings
         self.sink = sink
         self.clock = clock
-        self.name = self.source
         self.max_bytes = settings.webhook_max_bytes
         self.kept = KEPT_HEADERS[self.header_set]
         self.accepted = ACCEPTED.labels(self.name)
@@ -361,13 +360,13 @@ class _Endpoint:
 
 
 class _StripeEndpoint(_Endpoint):
-    source = "stripe"
+    name = "stripe"
     header_set = "stripe"
 
     def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
         # Stripe events carry their type inside the body; the replay format
         # leaves `kind` empty for them too.
-        return self.source, "", _JSON
+        return "stripe", "", _JSON
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
         try:
@@ -385,14 +384,14 @@ class _StripeEndpoint(_Endpoint):
 
 
 class _ShopifyEndpoint(_Endpoint):
-    source = "shopify"
+    name = "shopify"
     header_set = "shopify"
 
     def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
         topic = headers.get("x-shopify-topic", "").strip()
         if not topic:
             raise _RefusedError(400, "missing_topic")
-        return self.source, topic, _JSON
+        return "shopify", topic, _JSON
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
         try:
@@ -407,12 +406,12 @@ class _FeedEndpoint(_Endpoint):
     """File feeds: bearer-authenticated before the (possibly large) body is read."""
 
     def __init__(
-        self, source: str, settings: ReceiverConfig, sink: DurableSink, clock: Clock
+        self, feed: str, settings: ReceiverConfig, sink: DurableSink, clock: Clock
     ) -> None:
-        self.source = source
+        self.name = feed
         super().__init__(settings, sink, clock)
         self.max_bytes = settings.file_max_bytes
-        self.kinds = FEED_KINDS[source]
+        self.kinds = FEED_KINDS[feed]
 
     def kind_of(self, scope: Scope, headers: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
         try:
@@ -470,10 +469,8 @@ def create_app(
         Route("/webhooks/stripe", _StripeEndpoint(settings, sink, clock), methods=["POST"]),
         Route("/webhooks/shopify", _ShopifyEndpoint(settings, sink, clock), methods=["POST"]),
         *(
-            Route(
-                f"/feeds/{source}", _FeedEndpoint(source, settings, sink, clock), methods=["POST"]
-            )
-            for source in FEED_KINDS
+            Route(f"/feeds/{feed}", _FeedEndpoint(feed, settings, sink, clock), methods=["POST"])
+            for feed in FEED_KINDS
         ),
         Route("/healthz", _Probe(lambda: True), methods=["GET"]),
         Route("/readyz", _Probe(sink.ready), methods=["GET"]),
