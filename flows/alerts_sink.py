@@ -69,6 +69,7 @@ __all__ = [
     "ALERTS_FAILED",
     "ALERTS_SENT",
     "AlertDelivery",
+    "AlertPartition",
     "AlertSink",
     "KafkaAlertChannel",
     "WebhookChannel",
@@ -141,6 +142,10 @@ class AlertDelivery:
 
 
 class Channel(Protocol):
+    """A delivery route; `name` is its `channel` metric label."""
+
+    name: str
+
     def send(self, alerts: Sequence[Alert]) -> None: ...
 
     def close(self) -> None: ...
@@ -152,6 +157,8 @@ class KafkaAlertChannel:
     A delivery report with an error (including messages purged at close) counts
     as a failure, so an alert is either acknowledged or counted.
     """
+
+    name = KAFKA
 
     def __init__(
         self,
@@ -301,6 +308,8 @@ class WebhookChannel:
     never waited for (the flow must not stall on a receiver).
     """
 
+    name = WEBHOOK
+
     def __init__(
         self, sender: WebhookSender, queue_size: int = 10_000, close_timeout_s: float = 60.0
     ) -> None:
@@ -393,7 +402,7 @@ class AlertPartition(StatelessSinkPartition[Tagged]):
                 channel.send(alerts)
             except Exception as error:
                 for alert in alerts:
-                    _failed(type(channel).__name__, alert.alert_id, error)
+                    _failed(channel.name, alert.alert_id, error)
 
     def _tick(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
@@ -414,7 +423,7 @@ class AlertPartition(StatelessSinkPartition[Tagged]):
             try:
                 channel.close()
             except Exception as error:
-                log.error("closing alert channel %s failed: %s", type(channel).__name__, error)
+                log.error("closing alert channel %s failed: %s", channel.name, error)
 
 
 def _wall_clock() -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from arrecon.flows.alerts_sink import AlertDelivery, AlertSink, WebhookChannel, WebhookSender
+from arrecon.flows.alerts_sink import (
+    AlertDelivery,
+    AlertPartition,
+    AlertSink,
+    WebhookChannel,
+    WebhookSender,
+)
 from arrecon.flows.steps import Tagged
 from arrecon.sinks.alerts import (
     ALL_KINDS,
@@ -543,3 +549,50 @@ def test_alert_sink_from_env_reads_rules_and_delivery() -> None:
         AlertDelivery.from_env({"ARRECON_ALERT_WEBHOOKS": "http://a.example/x"})
     with pytest.raises(AlertConfigError):
         AlertDelivery.from_env({"ARRECON_ALERT_WEBHOOK_ATTEMPTS": "many"})
+
+
+@dataclass
+class Collect:
+    """A channel that keeps what it is sent (or refuses everything)."""
+
+    name: str = "collect"
+    refuse: bool = False
+    sent: list[Alert] = field(default_factory=list)
+    closed: bool = False
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        if self.refuse:
+            raise RuntimeError("channel down")
+        self.sent.extend(alerts)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_age_alerts_fire_between_batches_and_a_broken_channel_is_counted() -> None:
+    now = [T0]
+    good, broken = Collect(), Collect(name="broken", refuse=True)
+    partition = AlertPartition(
+        AlertRules(unapplied_max_age_hours=1), [broken, good], lambda: now[0], 0.01
+    )
+    failed_before = counter("arrecon_alerts_failed_total", channel="broken")
+    partition.write_batch([Tagged(0, 0, 0, unapplied("u1", "pay1", T0), T0)])
+    assert good.sent == []
+    now[0] = T0 + timedelta(hours=2)  # no further batch arrives: the ticker finds it
+    deadline = time.monotonic() + 5
+    while not good.sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    partition.close()
+    assert [a.alert_id for a in good.sent] == ["u1:unapplied_age"]
+    assert counter("arrecon_alerts_failed_total", channel="broken") == failed_before + 1
+    assert good.closed
+    assert broken.closed
+
+
+def test_disabled_age_rule_keeps_no_watch() -> None:
+    partition = AlertPartition(
+        AlertRules(enabled=ALL_KINDS - {"unapplied_age"}), [], lambda: T0, 0.01
+    )
+    partition.write_batch([Tagged(0, 0, 0, unapplied("u1", "pay1", T0), T0)])
+    assert partition.watch is None
+    partition.close()
