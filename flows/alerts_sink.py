@@ -32,6 +32,9 @@ Environment variables (`AlertDelivery.from_env`; rules: `AlertRules.from_env`):
 | ARRECON_ALERT_WEBHOOK_TIMEOUT_S | timeout of one POST | 5 |
 | ARRECON_ALERT_CHECK_INTERVAL_S | how often unapplied-cash age is checked between batches | 60 |
 
+With neither Kafka nor webhooks configured (an embedded run), alerts are
+written to the log as JSON, so they are still seen.
+
 Known limit: the unapplied-cash watch lives in the sink partition, so it starts
 empty after a restart and, with several workers, sees only its worker's outcomes.
 """
@@ -72,6 +75,7 @@ __all__ = [
     "AlertPartition",
     "AlertSink",
     "KafkaAlertChannel",
+    "LogChannel",
     "WebhookChannel",
     "WebhookSender",
 ]
@@ -86,7 +90,7 @@ ALERTS_FAILED = Counter(
     "Alerts not delivered (given up, refused, dropped), per channel.",
     ["channel"],
 )
-KAFKA, WEBHOOK, RULES = "kafka", "webhook", "rules"
+KAFKA, WEBHOOK, LOG, RULES = "kafka", "webhook", "log", "rules"
 SIGNATURE_HEADER = "X-Arrecon-Signature"
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
@@ -298,6 +302,23 @@ class WebhookSender:
         self._client.close()
 
 
+class LogChannel:
+    """The fallback when no Kafka or webhook is configured: alerts go to the log.
+
+    Why: an embedded run has neither, and an alert must not vanish silently.
+    """
+
+    name = LOG
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            log.warning("alert %s", alert_json(alert).decode())
+            ALERTS_SENT.labels(alert.kind, LOG).inc()
+
+    def close(self) -> None:
+        return None
+
+
 _STOP = object()
 
 
@@ -478,7 +499,7 @@ class AlertSink(DynamicSink[Tagged]):
                 sleep=self.sleep,
             )
             out.append(WebhookChannel(sender, delivery.queue_size))
-        return out
+        return out or [LogChannel()]
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> AlertPartition:
         return AlertPartition(

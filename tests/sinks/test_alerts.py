@@ -596,3 +596,15 @@ def test_disabled_age_rule_keeps_no_watch() -> None:
     partition.write_batch([Tagged(0, 0, 0, unapplied("u1", "pay1", T0), T0)])
     assert partition.watch is None
     partition.close()
+
+
+def test_without_kafka_or_webhooks_alerts_go_to_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    sink = AlertSink(AlertRules(), AlertDelivery(check_interval_s=None))
+    partition = sink.build("alerts", 0, 1)
+    assert [channel.name for channel in partition.channels] == ["log"]
+    with caplog.at_level("WARNING", logger="arrecon.flows.alerts_sink"):
+        partition.write_batch([Tagged(0, 0, 0, chargeback("lost"), T0)])
+    partition.close()
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert ")]
+    assert len(logged) == 1
+    assert orjson.loads(logged[0].removeprefix("alert "))["alert_id"] == "cb1:chargeback"
