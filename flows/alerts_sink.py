@@ -2,9 +2,11 @@
 
 Why two channels: the topic is the durable record (JSON keyed by customer, else
 processor; every batch waits for the broker's acknowledgement, so an alert
-written before a recovery snapshot is in Kafka), webhooks reach people. Both are
-at-least-once: a replay after a crash sends the same `alert_id` again, which
-consumers deduplicate on (webhooks receive it as `Idempotency-Key`).
+written before a recovery snapshot is in Kafka), webhooks reach people. A replay
+after a crash sends the same `alert_id` again, which consumers deduplicate on
+(webhooks receive it as `Idempotency-Key`). Kafka is at-least-once; webhooks
+are queued in memory, so those still queued when the process dies are lost
+(the topic still holds them).
 
 Webhooks are posted by one background thread per sink partition, so a slow or
 dead receiver never stalls reconciliation. Each POST carries
