@@ -190,12 +190,14 @@ def build_flow(
     config: FlowConfig | None = None,
     flow_id: str = "arrecon",
     record_events: bool = False,
+    alert_sink: Sink[Any] | None = None,
 ) -> Dataflow:
     """The reconciliation dataflow from `source` envelopes to `sink` outcomes.
 
     `source` is a Bytewax source or a function adding the input steps (Kafka).
     With `record_events`, the sink also receives raw envelopes and the
     customer/payout events that have rows of their own (ClickHouse).
+    `alert_sink` receives the same items and raises alerts from outcomes.
     """
     config = config or FlowConfig()
     flow = Dataflow(flow_id)
@@ -225,5 +227,8 @@ def build_flow(
     if record_events:
         outputs.append(op.filter("record_events", split.trues, _is_customer_or_payout))
         outputs.append(op.filter("raw_envelopes", envelopes, _is_envelope))
-    op.output("sink", op.merge("outputs", *outputs), sink)
+    merged = op.merge("outputs", *outputs)
+    op.output("sink", merged, sink)
+    if alert_sink is not None:
+        op.output("alerts", merged, alert_sink)
     return flow

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from arrecon.connectors.intake import DurableSink, KafkaSink, open_embedded
 from arrecon.connectors.webhook import ReceiverSettings, create_app
+from arrecon.flows.alerts_sink import AlertSink
 from arrecon.flows.live import ClickHouseSink, JournalSource, kafka_input
 from arrecon.flows.reconcile import FlowConfig, InputSpec, build_flow
 from arrecon.flows.redis_store import redis_store_factory
@@ -65,7 +66,8 @@ def _latencies(request: Any) -> Response:
     """Recent receipt-to-row latencies in ms (one per event), oldest first."""
     import orjson
 
-    from arrecon.flows.live import RECENT_LATENCIES_MS
+    from arrecon.flows.alerts_sink import AlertSink
+from arrecon.flows.live import RECENT_LATENCIES_MS
 
     return Response(orjson.dumps(list(RECENT_LATENCIES_MS)), media_type="application/json")
 
@@ -150,6 +152,7 @@ def run_flow(runtime: Runtime, process_id: int = 0, addresses: list[str] | None 
         ClickHouseSink(runtime.clickhouse_dsn),
         runtime.flow_config,
         record_events=True,
+        alert_sink=AlertSink.from_env(),
     )
     processes = len(addresses) if addresses else 1
     recovery = _recovery(settings, processes * settings.workers)
