@@ -188,6 +188,7 @@ def build_flow(
     source: InputSpec,
     sink: Sink[Any],
     config: FlowConfig | None = None,
+    *,
     flow_id: str = "arrecon",
     record_events: bool = False,
     alert_sink: Sink[Any] | None = None,

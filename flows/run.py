@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvicorn
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import cluster_main, run_main
@@ -35,7 +36,7 @@ from starlette.routing import Route
 from arrecon.connectors.intake import DurableSink, KafkaSink, open_embedded
 from arrecon.connectors.webhook import ReceiverSettings, create_app
 from arrecon.flows.alerts_sink import AlertSink
-from arrecon.flows.live import ClickHouseSink, JournalSource, kafka_input
+from arrecon.flows.live import RECENT_LATENCIES_MS, ClickHouseSink, JournalSource, kafka_input
 from arrecon.flows.reconcile import FlowConfig, InputSpec, build_flow
 from arrecon.flows.redis_store import redis_store_factory
 from arrecon.flows.settings import Settings
@@ -64,11 +65,6 @@ def _metrics(_request: Any) -> Response:
 
 def _latencies(request: Any) -> Response:
     """Recent receipt-to-row latencies in ms (one per event), oldest first."""
-    import orjson
-
-    from arrecon.flows.alerts_sink import AlertSink
-from arrecon.flows.live import RECENT_LATENCIES_MS
-
     return Response(orjson.dumps(list(RECENT_LATENCIES_MS)), media_type="application/json")
 
 
