@@ -898,24 +898,37 @@ def _on_reversal(run: _Run, event: PaymentReversed) -> None:
     total = event.amount.amount_minor
     hits, rest = _take_back(run, pay, total) if pay is not None else ([], total)
     reason = f"{event.kind.value}: {event.reason}" if event.reason else event.kind.value
-    if rest:
-        hits.append(("", rest))
-    for index, (number, amount) in enumerate(hits):
-        unmatched = rest and index == len(hits) - 1
+    _emit_reversed(run, event.payment_id, event.amount.currency, hits, rest=rest, reason=reason)
+    if pay is not None:
+        _forget_if_spent(run, pay)
+
+
+def _emit_reversed(
+    run: _Run,
+    payment_id: str,
+    currency: str,
+    hits: list[tuple[str, int]],
+    *,
+    rest: int,
+    reason: str,
+) -> None:
+    """One `reversed` per hit, so the applications journal nets to what stays
+    applied; a part that found nothing to take is reported, not invented."""
+    rows = [*hits, ("", rest)] if rest else hits
+    for index, (number, amount) in enumerate(rows):
+        unmatched = rest and index == len(rows) - 1
         run.out.append(
             Reversed(
-                run.oid("reversed", number, event.payment_id),
+                run.oid("reversed", number, payment_id),
                 run.at,
-                event.payment_id,
+                payment_id,
                 number,
                 run.customer_id,
                 amount,
-                event.amount.currency,
+                currency,
                 f"{reason} (nothing left to reverse)" if unmatched else reason,
             )
         )
-    if pay is not None:
-        _forget_if_spent(run, pay)
 
 
 def _forget_if_spent(run: _Run, pay: _Payment) -> None:
@@ -943,7 +956,9 @@ def _on_dispute(run: _Run, event: DisputeUpdated) -> None:
 
 
 def _open_dispute(run: _Run, event: DisputeUpdated) -> _Dispute:
-    """Reverse the applications the disputed cash hit; those invoices become disputed."""
+    """Reverse the applications the disputed cash hit (`reversed`, like a refund, so
+    a won dispute's re-application does not count twice); those invoices become
+    disputed."""
     ledger = run.ledger
     pay = _payment_named(ledger, event.payment_id)
     dispute = _Dispute(pay.payment_id if pay else event.payment_id, event.amount.currency)
@@ -956,6 +971,8 @@ def _open_dispute(run: _Run, event: DisputeUpdated) -> _Dispute:
             inv.disputes += 1
     dispute.hits = hits + ([("", rest)] if rest else [])
     _chargebacks(run, event, dispute, "opened")
+    reason = f"chargeback: {event.reason}" if event.reason else "chargeback"
+    _emit_reversed(run, dispute.payment_id, dispute.currency, hits, rest=rest, reason=reason)
     return dispute
 
 

@@ -168,7 +168,7 @@ def conserved(ledger: Ledger | None, outcomes: list[Outcome], currency: str) -> 
             continue
         if isinstance(row, Applied):
             applied += row.amount_minor
-        elif isinstance(row, Reversed) or (isinstance(row, Chargeback) and row.status == "opened"):
+        elif isinstance(row, Reversed):  # refunds and opened chargebacks alike
             out += row.amount_minor
             applied -= row.amount_minor if row.invoice_number else 0
         elif isinstance(row, Chargeback) and row.status == "won":

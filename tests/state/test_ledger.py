@@ -663,6 +663,38 @@ def test_chargeback_opened_won_lost_outcomes() -> None:
     assert exposure(driver.ledger) == {}
 
 
+def journal(outcomes: Iterable[Outcome]) -> dict[tuple[str, str], int]:
+    """Net applied per (payment, invoice), as the applications table sums it."""
+    net: dict[tuple[str, str], int] = {}
+    for row in outcomes:
+        if isinstance(row, Applied | Reversed) and row.invoice_number:
+            sign = 1 if isinstance(row, Applied) else -1
+            key = (row.payment_id, row.invoice_number)
+            net[key] = net.get(key, 0) + sign * row.amount_minor
+    return net
+
+
+@pytest.mark.parametrize(
+    ("close", "after"),
+    [
+        (WON, {("P", "A"): 10_000, ("P", "B"): 5_000}),
+        (LOST, {("P", "A"): 0, ("P", "B"): 0}),
+    ],
+)
+def test_chargeback_reverses_in_the_journal_and_a_win_nets_to_the_original(
+    close: DisputePhase, after: dict[tuple[str, str], int]
+) -> None:
+    driver = run(invoice("A", 10_000), invoice("B", 5_000), payment("P", 15_000, "A", "B"))
+    opened = driver.feed(dispute("D", "P", OPENED, 15_000))
+    assert [(o.invoice_number, o.amount_minor) for o in opened if isinstance(o, Reversed)] == [
+        ("B", 5_000),
+        ("A", 10_000),
+    ]
+    assert journal(driver.outcomes) == {("P", "A"): 0, ("P", "B"): 0}
+    driver.feed(dispute("D", "P", close, 15_000, on=50))
+    assert journal(driver.outcomes) == after
+
+
 def test_chargeback_lost_keeps_invoice_open_and_codes_fee() -> None:
     driver = run(invoice("A", 10_000), payment("P", 10_000, "A"))
     driver.feed(dispute("D", "P", OPENED, 10_000))
