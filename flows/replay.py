@@ -27,6 +27,7 @@ from bytewax.testing import run_main
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.flows.reconcile import FlowConfig, build_flow
 from arrecon.flows.steps import InputError, Tagged
+from arrecon.state.outcomes import Outcome
 
 __all__ = ["ReplayError", "parse_line", "replay"]
 
@@ -175,10 +176,37 @@ def _check_readable(path: Path) -> int:
     return size
 
 
+_TYPE_PREFIXES: dict[type, bytes] = {}
+
+
+def outcome_json(outcome: Outcome) -> bytes:
+    """`orjson.dumps(outcome.to_record())`, byte for byte, without the dict.
+
+    Why: orjson renders frozen dataclasses (fields in order, tuples as lists,
+    UTC datetimes with "Z") natively, several times faster than building a dict
+    per outcome; only the leading `type` key is spliced in.
+    """
+    cls = type(outcome)
+    prefix = _TYPE_PREFIXES.get(cls)
+    if prefix is None:
+        prefix = _TYPE_PREFIXES[cls] = b'{"type":' + orjson.dumps(outcome.type) + b","
+    body = orjson.dumps(outcome, option=orjson.OPT_UTC_Z)
+    return prefix + body[1:] if len(body) > 2 else prefix[:-1] + b"}"
+
+
 def ordered_records(items: list[Tagged]) -> Iterator[bytes]:
     """Outcomes as JSON lines in input order (ties broken by emission order)."""
-    for tagged in sorted(items, key=lambda item: item.sort_key):
-        yield orjson.dumps(tagged.outcome.to_record())
+    for tagged in sorted(items, key=_sort_key):
+        yield outcome_json(tagged.outcome)
+
+
+def _sort_key(item: Tagged) -> tuple[int, int, int]:
+    return (item.position, item.sub, item.seq)
+
+
+def _lines(records: Iterator[bytes]) -> Iterator[bytes]:
+    for record in records:
+        yield record + b"\n"
 
 
 def replay(
@@ -198,7 +226,5 @@ def replay(
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / "outcomes.jsonl"
     with out_path.open("wb") as handle:
-        for line in ordered_records(sink.items):
-            handle.write(line)
-            handle.write(b"\n")
+        handle.writelines(_lines(ordered_records(sink.items)))
     return out_path

@@ -215,9 +215,12 @@ def normalize_external_id(text: str) -> str:
     return stripped.casefold() if "@" in stripped else stripped
 
 
+_NOT_ACCOUNT_CHAR = re.compile(r"[^0-9A-Za-z]")
+
+
 def normalize_account(text: str) -> str:
     """IBANs and account numbers without spaces, dashes or case."""
-    return re.sub(r"[^0-9A-Za-z]", "", text).upper()
+    return _NOT_ACCOUNT_CHAR.sub("", text).upper()
 
 
 def _normalize_ref(text: str) -> str:
@@ -379,21 +382,42 @@ def _with_bare_ids(external_ids: Sequence[str]) -> list[str]:
     return expanded
 
 
+_REF_KEY_PREFIX = f"{FactKind.REF}:"
+
+
+def _ref_keys(values: Iterable[str]) -> dict[str, None]:
+    """`ref:` keys of raw references, deduplicated in order (an ordered set)."""
+    keys: dict[str, None] = {}
+    for value in values:
+        token = normalize_reference(value)
+        if token:
+            keys[_REF_KEY_PREFIX + token] = None
+    return keys
+
+
+def _core_keys(ref_keys: Iterable[str]) -> tuple[str, ...]:
+    cores = (_core(key[len(_REF_KEY_PREFIX) :]) for key in ref_keys)
+    return tuple(dict.fromkeys(CORE_PREFIX + core for core in cores if core))
+
+
 @lru_cache(maxsize=_PLAN_CACHE_SIZE)
 def _plan(query: ResolveQuery) -> _Plan:
     """The keys of one query; memoised (queries and plans are immutable)."""
-    explicit = _keys(FactKind.REF, query.invoice_refs)
-    mined = (ref for text in query.references for ref in _text_refs(text))
-    text_refs = tuple(key for key in _keys(FactKind.REF, mined) if key not in explicit)
-    ref_prefix = f"{FactKind.REF}:"
-    cores = (_core(key.removeprefix(ref_prefix)) for key in explicit + text_refs)
+    explicit = _ref_keys(query.invoice_refs)
+    mined = _ref_keys(key for text in query.references for key in _text_refs(text))
+    text_refs = tuple(key for key in mined if key not in explicit)
+    explicit_refs = tuple(explicit)
     return _Plan(
-        payment=_keys(FactKind.PAYMENT, [query.payment_id] if query.payment_id else []),
-        external=_keys(FactKind.EXTERNAL_ID, _with_bare_ids(query.external_ids)),
-        explicit_refs=explicit,
+        payment=_keys(FactKind.PAYMENT, (query.payment_id,)) if query.payment_id else (),
+        external=(
+            _keys(FactKind.EXTERNAL_ID, _with_bare_ids(query.external_ids))
+            if query.external_ids
+            else ()
+        ),
+        explicit_refs=explicit_refs,
         text_refs=text_refs,
-        core_refs=tuple(dict.fromkeys(f"{CORE_PREFIX}{core}" for core in cores if core)),
-        account=_keys(FactKind.ACCOUNT, [query.payer_account] if query.payer_account else []),
+        core_refs=_core_keys(explicit_refs + text_refs),
+        account=_keys(FactKind.ACCOUNT, (query.payer_account,)) if query.payer_account else (),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,12 +32,14 @@ from arrecon.state.index import (
     DictStore,
     Fact,
     FactKind,
+    IndexPolicy,
     ResolveQuery,
+    _fuzzy_name,
     normalize_account,
     normalize_name,
 )
 from arrecon.state.money import Money
-from arrecon.state.references import normalize_reference
+from arrecon.state.references import _extract, extract_references, normalize_reference
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 USD = "USD"
@@ -556,3 +559,71 @@ def test_namespaced_provider_id_finds_the_bare_id_an_erp_stores() -> None:
     answer = index.resolve(ResolveQuery(external_ids=("shopify_customer:6000880740",)))
     assert answer.customer_id == "CUST-112"
     assert answer.method == "external_id"
+
+
+# --- memoised fuzzy names ------------------------------------------------------
+
+NAME_WORDS = ["acme", "acne", "north", "nord", "star", "stark", "tools", "tool", "and", "gmbh"]
+name_texts = st.lists(st.sampled_from(NAME_WORDS), min_size=1, max_size=3).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    writes=st.lists(
+        st.lists(st.tuples(name_texts, st.sampled_from(["C1", "C2", "C3", "C4"])), max_size=8),
+        min_size=1,
+        max_size=6,
+    ),
+    payer=name_texts,
+    candidates=st.integers(min_value=1, max_value=4),
+)
+def test_memoised_name_match_equals_a_fresh_scan_as_names_grow(
+    writes: list[list[tuple[str, str]]], payer: str, candidates: int
+) -> None:
+    """Scoring only new aliases and merging tops gives the full scan's answer."""
+    policy = IndexPolicy(name_candidates=candidates, name_threshold=70.0, name_margin=5.0)
+    store = DictStore()
+    memoised = CustomerIndex(store, policy)
+    for batch in writes:
+        store.set_many({f"{NAME_PREFIX}{normalize_name(a)}|{c}": c for a, c in batch if a})
+        names = store.names()
+        fresh = _fuzzy_name(payer, list(names), policy)
+        assert memoised._by_name(payer, names) == fresh
+        assert memoised._by_name(payer, names) == fresh  # answered from the memo
+
+
+def test_name_list_is_append_only_and_survives_pickling() -> None:
+    store = DictStore()
+    store.set_many({f"{NAME_PREFIX}acme|C1": "C1", "ref:INV1": "C1"})
+    first = store.names()
+    store.set_many({f"{NAME_PREFIX}acme|C1": "C1", f"{NAME_PREFIX}nord|C2": "C2"})
+    assert store.names() is first
+    assert list(first) == [("acme", "C1"), ("nord", "C2")]
+    restored = pickle.loads(pickle.dumps(store))
+    assert list(restored.names()) == list(first)
+    assert restored.get_many(["ref:INV1"]) == ["C1"]
+    restored.set_many({f"{NAME_PREFIX}star|C3": "C3"})
+    assert [customer for _, customer in restored.names()] == ["C1", "C2", "C3"]
+
+
+def test_memo_is_refreshed_when_a_name_changes_owner() -> None:
+    """A rewritten name key breaks append-only: a new list, so no stale memo."""
+    store = DictStore()
+    index = CustomerIndex(store)
+    store.set_many({f"{NAME_PREFIX}acme tools|C1": "C1"})
+    assert index._by_name("Acme Tools", store.names()) == _fuzzy_name(
+        "Acme Tools", list(store.names()), IndexPolicy()
+    )
+    store.set_many({f"{NAME_PREFIX}acme tools|C1": "C2"})
+    answer = index._by_name("Acme Tools", store.names())
+    assert answer is not None
+    assert answer.customer_id == "C2"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_memoised_reference_functions_equal_their_plain_forms(text: str) -> None:
+    assert normalize_reference(text) == normalize_reference.__wrapped__(text)
+    assert normalize_name(text) == normalize_name.__wrapped__(text)
+    if text:
+        assert extract_references(text) == _extract.__wrapped__(text)
