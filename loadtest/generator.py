@@ -194,6 +194,8 @@ _UNKNOWN_PAYERS = (
     "Riverside Dental",
 )
 _DEDUCTION_CODES = ("DMG", "SHRT", "PRC", "ADV", "LATE", "RTV")
+# Card categories whose invoice is reopened later (refund, dispute).
+_CARD_FOLLOW_UPS = frozenset({"refund", "chargeback_won", "chargeback_lost"})
 _MEMO_KINDS = (("credit_memo", 0.4), ("return", 0.25), ("promotion", 0.15), ("write_off", 0.2))
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -753,7 +755,7 @@ class _Simulation:
         )
         buffer.creep = buffer.creep or creep
         truth = self._card_truth(invoice, charge_id, "stripe", category, [intent])
-        self._settle(invoice, amount, category)
+        self._settle_card(invoice, amount, category)
         self._schedule(self.clock, _Delivery("stripe", None, body, truth=[truth]))
         if category == "duplicate_delivery":
             self._duplicate(_Delivery("stripe", None, body), charge_id, event_id)
@@ -761,6 +763,20 @@ class _Simulation:
             self._stripe_refund(invoice, charge, amount)
         elif category.startswith("chargeback"):
             self._stripe_dispute(invoice, charge, category == "chargeback_won")
+        self._release_card(invoice, category)
+
+    def _settle_card(self, invoice: _Invoice, amount: int, category: str) -> None:
+        """Settle a card payment; an invoice that a refund or dispute will reopen is
+        held so its final truth waits for them (not written as paid right now)."""
+        if category in _CARD_FOLLOW_UPS:
+            invoice.pending += 1
+        self._settle(invoice, amount, category)
+
+    def _release_card(self, invoice: _Invoice, category: str) -> None:
+        """Drop the hold of `_settle_card` once the follow-ups hold the invoice."""
+        if category in _CARD_FOLLOW_UPS:
+            invoice.pending -= 1
+            self._maybe_finalize(invoice)
 
     def _card_truth(
         self, invoice: _Invoice, payment_id: str, source: str, category: str, aliases: list[str]
@@ -933,7 +949,7 @@ class _Simulation:
         headers = self._shopify_headers("order_transactions/create")
         order_ref = f"shopify_order:{invoice.shopify_order_id}"
         truth = self._card_truth(invoice, str(txn_id), "shopify", category, [order_ref])
-        self._settle(invoice, amount, category)
+        self._settle_card(invoice, amount, category)
         self._schedule(
             self.clock, _Delivery("shopify", "order_transactions/create", body, headers, [truth])
         )
@@ -944,6 +960,7 @@ class _Simulation:
             self._shopify_refund(invoice, txn_id, amount)
         elif category.startswith("chargeback"):
             self._shopify_dispute(invoice, txn_id, amount, category == "chargeback_won")
+        self._release_card(invoice, category)
 
     def _shopify_refund(self, invoice: _Invoice, sale_id: int, amount: int) -> None:
         at_ts = self.clock + self.rng.uniform(2, 20) * DAY_S

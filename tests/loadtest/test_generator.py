@@ -165,6 +165,34 @@ def test_final_open_amount_follows_from_the_truth() -> None:
     assert checked > 500
 
 
+def test_card_invoices_are_final_only_after_their_refund_or_dispute() -> None:
+    """A lost chargeback leaves the whole charge open; a refund leaves the refund
+    open unless a return memo followed (the truth used to be written at the sale)."""
+    lines = stream(5, 3000)
+    invoices = {
+        r.invoice_number: r for _, records in lines for r in records if isinstance(r, InvoiceTruth)
+    }
+    lost = [
+        r
+        for _, records in lines
+        for r in records
+        if isinstance(r, ChargebackTruth) and r.outcome == "lost"
+    ]
+    refunds = [r for _, records in lines for r in records if isinstance(r, RefundTruth)]
+    assert lost
+    assert refunds
+    for chargeback in lost:
+        invoice = invoices[chargeback.invoice_number]
+        if invoice.categories == ("chargeback_lost",):
+            assert invoice.open_minor == chargeback.amount_minor
+    for refund in refunds:
+        invoice = invoices[refund.invoice_number]
+        if invoice.categories == ("refund",):
+            assert invoice.open_minor in (0, refund.amount_minor)
+    reopened = sum(invoices[r.invoice_number].open_minor > 0 for r in refunds)
+    assert 0 < reopened < len(refunds)  # about half get a return memo
+
+
 def test_default_mess_covers_every_category_and_flag() -> None:
     truth = truth_of(5, 3000)
     categories = Counter(r.category for r in truth if isinstance(r, PaymentTruth))
