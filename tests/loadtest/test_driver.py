@@ -175,3 +175,17 @@ def test_tiny_embedded_run_reports_sane_numbers() -> None:
     assert 0 < request["p50"] <= request["p99"]
     assert engine["rss_mib"]["max"] > 50
     assert engine["outcomes"].get("applied", 0) > 0
+
+
+def test_report_reads_result_files_into_a_median_table(tmp_path: Path) -> None:
+    from arrecon.loadtest.report import load_runs, markdown_table
+
+    first = write_results([_record(False, 0.0, 10.0, 50)], tmp_path / "a.json")
+    second = write_results([_record(False, 0.0, 30.0, 50)], tmp_path / "b.json")
+    runs = load_runs([first, second])
+    assert len(runs) == 2
+    table = markdown_table(medians(runs)).splitlines()
+    assert len(table) == 3
+    cells = [cell.strip() for cell in table[2].strip("|").split("|")]
+    assert cells[:3] == ["journal", "max", "2"]
+    assert cells[7] == "20.0"  # e2e p50: median of 10 and 30
