@@ -222,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(int(args.serve[0]), args.serve[1], args.http)
         return 0
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     result, durable = run_benchmark(args.requests, args.connections, args.max_seconds, args.http)
     print(
         f"when: {datetime.now(UTC).isoformat(timespec='seconds')}  cpus: {os.cpu_count()}"
-        f"  {_implementations(args.http)}"
+        f"  load before: {load_before:.1f}  {_implementations(args.http)}"
     )
     print(f"requests: {result.ok} ok, {result.failed} failed, in {result.elapsed_s:.2f} s")
     print(f"throughput: {result.requests_per_s:,.0f} req/s over {args.connections} connections")
