@@ -76,7 +76,7 @@ from arrecon.state.outcomes import (
     Unapplied,
     make_outcome_id,
 )
-from arrecon.state.references import RefKind, extract_references
+from arrecon.state.references import RefKind, extract_references, normalize_reference
 
 __all__ = [
     "CustomerEvent",
@@ -119,6 +119,7 @@ _WEAK_METHODS = frozenset({"fuzzy_reference", "exact_amount", "subset_sum"})
 # provider's later messages (disputes) name only the order; such handles ride in
 # the payment's `invoice_refs`.
 _HANDLE_MARK = ":"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _JUST_AFTER = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
 _TIMER_DUE = 0
@@ -249,6 +250,7 @@ class Ledger:
         "open_totals",
         "payments",
         "pending_adjustments",
+        "prefixes",
         "profile",
         "seen",
         "seen_order",
@@ -263,6 +265,7 @@ class Ledger:
         self.invoices: dict[str, _Invoice] = {}
         self.payments: dict[str, _Payment] = {}
         self.handles: dict[str, str] = {}  # namespaced handle -> payment id
+        self.prefixes: set[str] = set()  # letter prefixes of invoice numbers seen ("INV")
         self.unapplied: list[str] = []  # payment ids, arrival order
         self.credit: dict[str, list[str]] = {}  # currency -> payment ids with credit, FIFO
         self.disputes: dict[str, _Dispute] = {}
@@ -508,6 +511,7 @@ def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
     )
     inv = _Invoice(entry, ensure_utc(event.issued_at), event.channel)
     ledger.invoices[number] = inv
+    ledger.prefixes.add(_prefix(normalize_reference(number)))
     inv.open_minor = 0
     _set_open(ledger, inv, amount.amount_minor, "cash")
     _schedule_due(run, inv)
@@ -688,7 +692,7 @@ def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | 
     )
     if not weak:
         return None
-    named = _named_invoices(event)
+    named = _named_invoices(ledger, event)
     unresolved = bool(named) and all(ledger.book.find(ref) is None for ref in named)
     if unresolved:
         settled = any(ref in ledger.invoices for ref in named)
@@ -696,15 +700,28 @@ def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | 
     return "no_match" if match.method == "none" or not match.allocations else None
 
 
-def _named_invoices(event: PaymentReceived) -> tuple[str, ...]:
-    """Invoices the payer named: explicit refs, remittance lines, labelled refs in texts."""
+def _named_invoices(ledger: Ledger, event: PaymentReceived) -> tuple[str, ...]:
+    """Invoices the payer named: explicit refs, remittance lines, labelled refs in texts.
+
+    A text token labelled only by its letter prefix ("AP RUN 0412") names one of
+    our invoices only when our numbers use that prefix; keyword-labelled numbers
+    ("Invoice #4711") always do. Until an invoice is seen, every label counts.
+    """
+    prefixes = ledger.prefixes
     texts = tuple(
         token.text
         for text in event.references
         for token in extract_references(text)
-        if token.labelled and token.kind is RefKind.INVOICE
+        if token.labelled
+        and token.kind is RefKind.INVOICE
+        and (not prefixes or _prefix(token.key) in prefixes or token.key.isdigit())
     )
     return event.invoice_refs + tuple(line.invoice_ref for line in event.remittance) + texts
+
+
+def _prefix(key: str) -> str:
+    """Leading letters of a normalised reference key ("INV100793" -> "INV")."""
+    return key[: len(key) - len(key.lstrip(_LETTERS))]
 
 
 def _unapplied(

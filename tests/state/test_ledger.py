@@ -531,6 +531,23 @@ def test_announced_partial_payment_is_not_a_short_pay(
     assert driver.state("INV-1001") == ("partially_paid", 6_000)
 
 
+@pytest.mark.parametrize(
+    ("text", "applied"),
+    [
+        ("AP RUN 0412", [("INV-100295", 12_736)]),  # batch label, not one of our numbers
+        ("SUPPLIER PAYMENT", [("INV-100295", 12_736)]),
+        ("INV-100999", []),  # our prefix: an invoice not issued yet, wait for it
+        ("Invoice #100999", []),  # keyword-labelled number: named
+    ],
+)
+def test_only_references_shaped_like_our_numbers_hold_cash(
+    text: str, applied: list[tuple[str, int]]
+) -> None:
+    driver = run(invoice("INV-100295", 12_736), payment("P", 12_736, references=(text,)))
+    assert [(o.invoice_number, o.amount_minor) for o in driver.of(Applied)] == applied
+    assert [u.reason for u in driver.of(Unapplied)] == ([] if applied else ["awaiting_invoice"])
+
+
 def test_unapplied_names_ranked_candidates() -> None:
     driver = run(invoice("A", 10_000), invoice("B", 20_000), payment("P", 15_000))
     (unapplied,) = driver.of(Unapplied)
