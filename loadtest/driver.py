@@ -410,6 +410,9 @@ class Engine:
             time.sleep(0.2)
         raise DriverError(f"arrecon run not ready after {ENGINE_START_TIMEOUT_S}s")
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -525,7 +528,7 @@ class Observer:
         """Poll events_in until it reaches `target`; record when it did."""
         deadline = time.monotonic() + timeout_s
         next_sample = 0.0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.engine.alive():
             seen = await self.events_in()
             now = time.monotonic()
             self.result.events_in = max(self.result.events_in, seen)
@@ -546,7 +549,10 @@ class Observer:
             stat = Path(f"/proc/{self.engine.pid}/stat").read_text()
             self.result.diagnostics["engine_cpu_s"] = round(cpu_seconds(stat), 2)
         self.result.diagnostics["driver_cpu_s"] = round(sum(os.times()[:2]), 2)
-        answer = await self.client.get("/debug/latency", timeout=60)
+        try:
+            answer = await self.client.get("/debug/latency", timeout=60)
+        except httpx.HTTPError:
+            return  # the engine died: the record shows no end-to-end latencies
         self.result.e2e_latencies_ms = [float(value) for value in orjson.loads(answer.content)]
 
     async def aclose(self) -> None:

@@ -85,13 +85,14 @@ def plot(rows: Sequence[dict[str, Any]], png: Path) -> Path:
     rates = sorted({float(row["offered_rate_eps"]) for row in rows}, key=_order)
     figure, axes = pyplot.subplots(figsize=(8, 5))
     styles = {"e2e_p50_ms": "-", "e2e_p90_ms": "--", "e2e_p99_ms": ":"}
-    for mode in sorted({row["mode"] for row in rows}):
+    for number, mode in enumerate(sorted({row["mode"] for row in rows})):
+        color = f"C{number}"
         by_rate = {float(row["offered_rate_eps"]): row for row in rows if row["mode"] == mode}
         for key, style in styles.items():
             xs = [index for index, rate in enumerate(rates) if rate in by_rate]
             ys = [by_rate[rates[index]][key] for index in xs]
             label = f"{mode} {key.split('_')[1]}"
-            axes.plot(xs, ys, style, marker="o", label=label)
+            axes.plot(xs, ys, style, color=color, marker="o", label=label)
     axes.axhline(50, color="grey", linewidth=0.8)
     axes.axhline(1000, color="grey", linewidth=0.8)
     axes.set_xticks(range(len(rates)), [_offered(rate) for rate in rates])
