@@ -6,11 +6,24 @@ flow, the receiver or the service helpers. Nothing here holds domain logic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from arrecon import __version__
+
+
+def with_dashboard(token: str | None) -> Callable[[Any, str], None]:
+    """The hook that mounts the ops dashboard (and its API) on the server."""
+
+    def mount(app: Any, dsn: str) -> None:
+        from arrecon.flows.dashboard_routes import mount_dashboard
+
+        mount_dashboard(app, dsn, token)
+
+    return mount
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,7 +126,13 @@ def run(
     if cluster and not settings.kafka:
         raise click.UsageError("several processes need --kafka (the journal is local)")
     click.echo(f"arrecon: listening on http://{settings.host}:{settings.port}", err=True)
-    run_live(settings, ReceiverSettings.from_env(), process_id=process_id, addresses=cluster)
+    run_live(
+        settings,
+        ReceiverSettings.from_env(),
+        process_id=process_id,
+        addresses=cluster,
+        extra_routes=with_dashboard(None),
+    )
 
 
 @main.command()
@@ -142,5 +161,10 @@ def demo(*, data_dir: Path | None, port: int | None, rate: float, events: int, s
 
     settings = Settings.from_env().with_overrides(data_dir=data_dir, port=port)
     run_demo(
-        settings, seed=seed, rate=rate, events=events, echo=lambda line: click.echo(line, err=True)
+        settings,
+        seed=seed,
+        rate=rate,
+        events=events,
+        echo=lambda line: click.echo(line, err=True),
+        dashboard=with_dashboard,
     )

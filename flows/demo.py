@@ -214,7 +214,7 @@ def run_demo(
     rate: float = 50.0,
     events: int = STREAM_EVENTS,
     echo: Callable[[str], None] = print,
-    extra_routes: Callable[[Any, str], None] | None = None,
+    dashboard: Callable[[str], Callable[[Any, str], None]] | None = None,
 ) -> None:
     """Run the embedded engine and feed it until the stream ends or Ctrl-C."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -234,13 +234,15 @@ def run_demo(
         echo(f"arrecon demo: engine up at {base_url}  (data in {settings.data_dir})")
         echo(f"dashboard: {base_url}/dashboard/?token={state.token}")
         echo(f"metrics:   {base_url}/metrics")
+        echo(f"alerts:    {settings.data_dir / 'alerts.log'}")
         if state.sent:
             echo(f"resuming after {state.sent} deliveries")
         threading.Thread(target=feeder.run, args=(events,), daemon=True).start()
         threading.Thread(target=_report, args=(feeder, runtime, echo), daemon=True).start()
 
     try:
-        run(settings, receiver, extra_routes=extra_routes, on_ready=on_ready)
+        routes = dashboard(state.token) if dashboard is not None else None
+        run(settings, receiver, extra_routes=routes, on_ready=on_ready)
     finally:
         feeder.stop.set()
         feeder._save()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -99,6 +100,16 @@ def build_runtime(
     return Runtime(settings, intake, app, flow_input, config, dsn, stop)
 
 
+def _alerts_to_file(path: Path) -> None:
+    """Alerts with no Kafka or webhook channel are logged to `<data>/alerts.log`, not stderr."""
+    logger = logging.getLogger("arrecon.flows.alerts_sink")
+    if not any(isinstance(handler, logging.FileHandler) for handler in logger.handlers):
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def _stop_on_signals(runtime: Runtime) -> None:
     """SIGINT/SIGTERM end the input so the flow drains, flushes and snapshots.
 
@@ -177,6 +188,7 @@ def run(
 ) -> None:
     """Serve the receiver and run the flow until Ctrl-C."""
     runtime = build_runtime(settings, receiver, extra_routes)
+    _alerts_to_file(settings.data_dir / "alerts.log")
     _stop_on_signals(runtime)
     with serving(runtime.app, settings.host, settings.port):
         if on_ready is not None:
