@@ -28,7 +28,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.connectors.intake import decode_envelope
-from arrecon.connectors.journal import JournalOffset, JournalReader
+from arrecon.connectors.journal import JournalCorruptError, JournalOffset, JournalReader
 from arrecon.flows.steps import InputError, Stamped, Tagged
 from arrecon.sinks import metrics
 from arrecon.sinks.clickhouse import BatchReport, ClickHouseWriter
@@ -59,16 +59,28 @@ def _envelope(record: bytes, position: int) -> RawEnvelope | InputError:
 
 
 class _JournalPartition(StatefulSourcePartition[RawEnvelope | InputError, str]):
-    def __init__(self, directory: Path, resume: str | None, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        resume: str | None,
+        stop: threading.Event,
+        limit: Callable[[], JournalOffset] | None,
+    ) -> None:
         offset = JournalOffset.parse(resume) if resume else None
-        self.reader = JournalReader(directory, offset)
+        self.reader = JournalReader(directory, offset, limit=limit)
         self.idle = False
         self.stop = stop
 
     def next_batch(self) -> list[RawEnvelope | InputError]:
         if self.stop.is_set():
             raise StopIteration  # a graceful end: Bytewax flushes and snapshots
-        records = self.reader.read(READ_BATCH)
+        try:
+            records = self.reader.read(READ_BATCH)
+        except JournalCorruptError as error:
+            # A damaged closed segment: report it and skip past it, never crash.
+            position = position_of(error.offset)
+            self.reader.offset = JournalOffset(error.offset.segment + 1, 0)
+            return [InputError(position, "journal", f"journal_corrupt: {error}", _EPOCH)]
         self.idle = not records
         return [_envelope(record, position_of(offset)) for offset, record in records]
 
@@ -83,11 +95,20 @@ class JournalSource(FixedPartitionedSource[RawEnvelope | InputError, str]):
     """Tails the receiver's local journal; the offset lives in Bytewax recovery.
 
     Setting `stop` ends the input, so the flow drains and stops cleanly.
+    `limit` (the writer's `durable_end`, when it runs in this process) keeps the
+    flow from reading records that are not fsync'd yet: a crash could cut them
+    off, and a snapshot offset past the end would skip later appends.
     """
 
-    def __init__(self, directory: Path, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        stop: threading.Event | None = None,
+        limit: Callable[[], JournalOffset] | None = None,
+    ) -> None:
         self.directory = directory
         self.stop = stop or threading.Event()
+        self.limit = limit
 
     def list_parts(self) -> list[str]:
         return ["journal"]
@@ -95,7 +116,7 @@ class JournalSource(FixedPartitionedSource[RawEnvelope | InputError, str]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: str | None
     ) -> _JournalPartition:
-        return _JournalPartition(self.directory, resume_state, self.stop)
+        return _JournalPartition(self.directory, resume_state, self.stop, self.limit)
 
 
 def _from_kafka(

@@ -34,7 +34,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from arrecon.connectors.intake import DurableSink, KafkaSink, open_embedded
+from arrecon.connectors.intake import DurableSink, JournalSink, KafkaSink, open_embedded
 from arrecon.connectors.webhook import ReceiverSettings, create_app
 from arrecon.flows.alerts_sink import AlertSink
 from arrecon.flows.live import RECENT_LATENCIES_MS, ClickHouseSink, JournalSource, kafka_input
@@ -94,7 +94,9 @@ def build_runtime(
     if settings.kafka:
         flow_input: InputSpec = kafka_input(settings.kafka, settings.raw_topic)
     else:
-        flow_input = JournalSource(settings.journal_dir / "raw", stop)
+        journal = intake.journal if isinstance(intake, JournalSink) else None
+        limit = journal.durable_end if journal is not None else None
+        flow_input = JournalSource(settings.journal_dir / "raw", stop, limit)
     store = redis_store_factory(settings.redis) if settings.redis else None
     config = FlowConfig(index_store=store, wall_clock_timers=settings.wall_clock_timers)
     return Runtime(settings, intake, app, flow_input, config, dsn, stop)
