@@ -313,7 +313,10 @@ class OpenBook:
         for index, value, field_name, rule in attempts:
             numbers = index.get(value)
             if len(numbers) == 1:
-                return Resolved(self._invoices[numbers[0]], field_name, rule)
+                invoice = self._invoices[numbers[0]]
+                if rule == "number_without_prefix" and not _prefixed_core(invoice, value):
+                    continue  # "INVI01674" is not "#1674": the prefix is unexplained
+                return Resolved(invoice, field_name, rule)
         if allow_po:
             for value in (key, compact, core):
                 numbers = self._pos.get(value)
@@ -414,6 +417,17 @@ class OpenBook:
 
     def __contains__(self, invoice_number: object) -> bool:
         return invoice_number in self._invoices
+
+
+def _prefixed_core(invoice: OpenInvoice, core: str) -> bool:
+    """Whether one of the invoice's own ids is `core` behind a letter prefix: a
+    reference's prefix may differ from ours ("RE 100215" for INV-100215), but a
+    prefix on a reference to a bare number is a different id."""
+    for identifier in (invoice.invoice_number, *invoice.external_ids):
+        key = normalize_reference(identifier)
+        if key != core and core_key(key) == core:
+            return True
+    return False
 
 
 def _apply(index: _MultiIndex, key: str, number: str, add: bool) -> None:

@@ -330,6 +330,24 @@ def test_a_payment_that_says_partial_leaves_the_rest_open_unflagged(
     assert allocations(match) == [("INV-2026-004711", 4_000, *expected_gap)]
 
 
+@pytest.mark.parametrize(
+    ("reference", "number"),
+    [
+        ("RE 4711", "INV-4711"),  # another prefix on our prefixed number
+        ("4711", "INV-4711"),
+        ("INVI01674", None),  # a prefix on a reference to a bare order number
+        ("I01674", None),
+        ("#1674", "#1674"),
+    ],
+)
+def test_a_prefix_is_dropped_only_against_a_prefixed_number(
+    reference: str, number: str | None
+) -> None:
+    book = OpenBook([invoice("INV-4711", 5_000), invoice("#1674", 7_000)])
+    hit = book.resolve(reference, allow_tail=False)
+    assert (hit.invoice.invoice_number if hit else None) == number
+
+
 # --- currency filter ----------------------------------------------------------
 
 
