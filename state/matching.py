@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import combinations, compress, islice, repeat
@@ -135,29 +136,48 @@ def _keys(identifier: str) -> tuple[str, str, str]:
 
 
 class _MultiIndex:
-    """key -> invoice numbers (insertion order), with exact removal."""
+    """key -> invoice numbers (insertion order), with exact removal.
+
+    Memory: a key held by one invoice maps straight to its number (the string
+    the invoice record already holds); a list appears only on a collision.
+    Keys are interned so equal key forms of different ids share one string.
+    """
 
     __slots__ = ("_items",)
 
     def __init__(self) -> None:
-        self._items: dict[str, list[str]] = {}
+        self._items: dict[str, str | list[str]] = {}
 
     def add(self, key: str, number: str) -> None:
         if not key:
             return
-        numbers = self._items.setdefault(key, [])
-        if number not in numbers:
-            numbers.append(number)
+        held = self._items.get(key)
+        if held is None:
+            self._items[sys.intern(key)] = number
+        elif isinstance(held, str):
+            if held != number:
+                self._items[key] = [held, number]
+        elif number not in held:
+            held.append(number)
 
     def discard(self, key: str, number: str) -> None:
-        numbers = self._items.get(key)
-        if numbers and number in numbers:
-            numbers.remove(number)
-            if not numbers:
+        held = self._items.get(key)
+        if held is None:
+            return
+        if isinstance(held, str):
+            if held == number:
                 del self._items[key]
+            return
+        if number in held:
+            held.remove(number)
+            if len(held) == 1:
+                self._items[key] = held[0]
 
-    def get(self, key: str) -> list[str]:
-        return self._items.get(key, []) if key else []
+    def get(self, key: str) -> Sequence[str]:
+        held = self._items.get(key) if key else None
+        if held is None:
+            return ()
+        return (held,) if isinstance(held, str) else held
 
 
 class OpenBook:
@@ -179,7 +199,6 @@ class OpenBook:
         self._external = _MultiIndex()  # external ids: key, compact, core
         self._tails = _MultiIndex()  # last numeric run of numbers and external ids
         self._pos = _MultiIndex()  # PO: key, compact, core
-        self._amounts: dict[tuple[str, int], list[str]] = {}
         self._sorted_amounts: dict[str, list[tuple[int, int]]] = {}  # currency -> (open, seq)
         self._by_seq: dict[int, str] = {}
         self._sorted_due: dict[str, list[tuple[datetime, int]]] = {}  # currency -> (due, seq)
@@ -259,18 +278,11 @@ class OpenBook:
     def _index_amount(self, invoice: OpenInvoice, seq: int, *, add: bool) -> None:
         if invoice.open_minor <= 0:
             return
-        bucket_key = (invoice.currency, invoice.open_minor)
         ordered = self._sorted_amounts.setdefault(invoice.currency, [])
         entry = (invoice.open_minor, seq)
         if add:
-            self._amounts.setdefault(bucket_key, []).append(invoice.invoice_number)
             bisect.insort(ordered, entry)
             return
-        bucket = self._amounts.get(bucket_key, [])
-        if invoice.invoice_number in bucket:
-            bucket.remove(invoice.invoice_number)
-            if not bucket:
-                del self._amounts[bucket_key]
         position = bisect.bisect_left(ordered, entry)
         if position < len(ordered) and ordered[position] == entry:
             del ordered[position]
@@ -338,8 +350,7 @@ class OpenBook:
 
     def with_open(self, currency: str, open_minor: int) -> list[OpenInvoice]:
         """Invoices in `currency` with exactly this open amount (insertion order)."""
-        numbers = self._amounts.get((currency, open_minor), [])
-        return [self._invoices[number] for number in numbers]
+        return self.open_between(currency, open_minor, open_minor)
 
     def open_between(self, currency: str, low_minor: int, high_minor: int) -> list[OpenInvoice]:
         """Invoices with low <= open <= high, ascending by open amount."""
