@@ -337,7 +337,9 @@ class OpenBook:
         if len(tail) >= MIN_TAIL_DIGITS and tail == core:
             numbers = self._tails.get(tail)
             if len(numbers) == 1:
-                return Resolved(self._invoices[numbers[0]], "number", "number_tail")
+                invoice = self._invoices[numbers[0]]
+                if key == core or _has_prefix(invoice):
+                    return Resolved(invoice, "number", "number_tail")
         return None
 
     def by_po(self, key: str, compact: str, core: str) -> list[OpenInvoice]:
@@ -437,6 +439,16 @@ def _prefixed_core(invoice: OpenInvoice, core: str) -> bool:
     for identifier in (invoice.invoice_number, *invoice.external_ids):
         key = normalize_reference(identifier)
         if key != core and core_key(key) == core:
+            return True
+    return False
+
+
+def _has_prefix(invoice: OpenInvoice) -> bool:
+    """Whether one of the invoice's ids starts with letters (INV-...): only then
+    may a prefixed reference name it by its tail."""
+    for identifier in (invoice.invoice_number, *invoice.external_ids):
+        key = normalize_reference(identifier)
+        if key != core_key(key):
             return True
     return False
 
