@@ -158,16 +158,30 @@ class Resolver:
     `resolve_many` per batch, plus a re-check only when facts learned earlier in
     the same batch may change an answer. Parked items are re-checked only when a
     new fact names a key they look up (or a new name when they carry a payer name).
+
+    With an in-memory index every write passes through here, so a new name
+    re-checks only the parked items it could change: those whose payer name now
+    resolves, and those one of whose keys was written since their last check.
+    Any other item would get the same unresolved answer again.
     """
 
     index: CustomerIndex
     parked: list[Parked] = field(default_factory=list)
     # Inverted index over `parked`: store key -> parked items that look it up.
     _waiting: dict[str, list[Parked]] = field(default_factory=dict, repr=False)
+    # Parking order by id(parked): hopeful items are listed in order without a scan.
+    _order: dict[int, int] = field(default_factory=dict, repr=False)
+    _parked_count: int = field(default=0, repr=False)
+    # Parked items that carry a payer name, grouped by it.
+    _by_payer: dict[str, dict[int, Parked]] = field(default_factory=dict, repr=False)
+    # Parked items with a payer name one of whose keys was written since their last check.
+    _touched: dict[int, Parked] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for parked in self.parked:
             self._watch(parked)
+        # Restored items: their last check is unknown, so assume keys changed.
+        self._touched = {id(parked): parked for parked in self.parked if parked.query.payer_name}
 
     def __getstate__(self) -> dict[str, object]:
         return {"index": self.index, "parked": self.parked}
@@ -175,12 +189,18 @@ class Resolver:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.index = state["index"]  # type: ignore[assignment]
         self.parked = state["parked"]  # type: ignore[assignment]
-        self._waiting = {}
+        self._waiting, self._order, self._parked_count = {}, {}, 0
+        self._by_payer, self._touched = {}, {}
         self.__post_init__()
 
     def _watch(self, parked: Parked) -> None:
         for key in parked.wanted:
             self._waiting.setdefault(key, []).append(parked)
+        self._order[id(parked)] = self._parked_count
+        self._parked_count += 1
+        payer_name = parked.query.payer_name
+        if payer_name:
+            self._by_payer.setdefault(payer_name, {})[id(parked)] = parked
 
     def on_batch(self, items: Sequence[Stamped]) -> list[Routed | Tagged]:
         queries = [CustomerIndex.query_for(item.event) for item in items]
@@ -209,8 +229,19 @@ class Resolver:
     def _learn(self, event: Event, customer_id: str, method: str) -> list[Fact]:
         # A payer account is learned only from a confirmed match, never a fuzzy name.
         facts = CustomerIndex.facts_for(event, customer_id, teach_account=method != "payer_name")
-        self.index.learn(facts)
+        self._write(facts)
         return facts
+
+    def _write(self, facts: Sequence[Fact]) -> None:
+        """Store the facts; mark the parked payer-name items whose keys they wrote."""
+        self.index.learn(facts)
+        if not self._by_payer:
+            return
+        for fact in facts:
+            for key in fact.store_keys():
+                for parked in self._waiting.get(key, ()):
+                    if parked.query.payer_name:
+                        self._touched[id(parked)] = parked
 
     def _route_processor(self, item: Stamped) -> list[Routed | Tagged]:
         event = item.event
@@ -249,11 +280,15 @@ class Resolver:
         if not hopeful:
             return [], []
         answers = self.index.resolve_many([parked.query for parked in hopeful])
+        for parked in hopeful:
+            self._touched.pop(id(parked), None)
         placed: dict[int, str] = {
             id(parked): answer.customer_id
             for parked, answer in zip(hopeful, answers, strict=True)
             if answer.customer_id is not None
         }
+        if not placed:
+            return [], []
         out: list[Routed | Tagged] = []
         learned: list[Fact] = []
         still: list[Parked] = []
@@ -266,7 +301,7 @@ class Resolver:
             event = parked.item.event
             sub = done + len(out) + 1
             new_facts = CustomerIndex.facts_for(event, customer_id)
-            self.index.learn(new_facts)
+            self._write(new_facts)
             learned.extend(new_facts)
             out.append(
                 Routed(
@@ -285,13 +320,23 @@ class Resolver:
             for key in fact.store_keys():
                 for parked in self._waiting.get(key, ()):
                     found[id(parked)] = parked
-        if any(fact.kind is FactKind.NAME for fact in facts):
-            for parked in self.parked:
-                if parked.query.payer_name:
-                    found[id(parked)] = parked
+        if self._by_payer and any(fact.kind is FactKind.NAME for fact in facts):
+            found.update(self._name_hopeful())
         if not found:
             return []
-        return [parked for parked in self.parked if id(parked) in found]
+        order = self._order
+        return sorted(found.values(), key=lambda parked: order[id(parked)])
+
+    def _name_hopeful(self) -> dict[int, Parked]:
+        """Parked payer-name items a new name may place."""
+        if not self.index.sees_all_writes:
+            return {id(parked): parked for parked in self.parked if parked.query.payer_name}
+        found = dict(self._touched)
+        for payer_name, group in self._by_payer.items():
+            answer = self.index.name_answer(payer_name)
+            if answer is not None and answer.resolved:
+                found.update(group)
+        return found
 
     def _unwatch(self, parked: Parked) -> None:
         for key in parked.wanted:
@@ -301,6 +346,14 @@ class Resolver:
             waiting[:] = [other for other in waiting if other is not parked]
             if not waiting:
                 del self._waiting[key]
+        del self._order[id(parked)]
+        self._touched.pop(id(parked), None)
+        payer_name = parked.query.payer_name
+        if payer_name:
+            group = self._by_payer[payer_name]
+            del group[id(parked)]
+            if not group:
+                del self._by_payer[payer_name]
 
 
 def _parked_payment(item: Stamped, evidence: tuple[str, ...]) -> Tagged:

@@ -489,6 +489,19 @@ class CustomerIndex:
                 return decided
         return None
 
+    @property
+    def sees_all_writes(self) -> bool:
+        """Whether every write to the store goes through this index (in-memory store).
+
+        Then a caller that tracks what it wrote knows when an answer can change;
+        a shared store (Redis) may change under it at any time.
+        """
+        return isinstance(self._store, DictStore)
+
+    def name_answer(self, payer_name: str) -> Resolution | None:
+        """The fuzzy-name tier alone for `payer_name` against the current names."""
+        return self._by_name(payer_name, self._store.names())
+
     def _by_name(
         self, payer_name: str | None, names: Sequence[tuple[str, str]]
     ) -> Resolution | None:
