@@ -460,6 +460,7 @@ class Observer:
         self.kafka = kafka
         self.topic = topic
         self.t0 = time.monotonic()
+        self.cpu_start_s = sum(os.times()[:2])
         self.client = httpx.AsyncClient(base_url=engine.base_url, timeout=10)
         self._watermarks: Any = None
 
@@ -548,7 +549,8 @@ class Observer:
         with contextlib.suppress(OSError):
             stat = Path(f"/proc/{self.engine.pid}/stat").read_text()
             self.result.diagnostics["engine_cpu_s"] = round(cpu_seconds(stat), 2)
-        self.result.diagnostics["driver_cpu_s"] = round(sum(os.times()[:2]), 2)
+        driver_cpu_s = sum(os.times()[:2]) - self.cpu_start_s
+        self.result.diagnostics["driver_cpu_s"] = round(driver_cpu_s, 2)
         try:
             answer = await self.client.get("/debug/latency", timeout=60)
         except httpx.HTTPError:
