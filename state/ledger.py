@@ -223,6 +223,10 @@ class _Dispute:
     payment_id: str
     currency: str
     hits: list[tuple[str, int]] = field(default_factory=list)  # "" = unapplied/credit cash
+    # Of the "" cash, what was still waiting for an invoice, and the payment it
+    # waited with: a won dispute puts it back to wait (and retries it).
+    unapplied_minor: int = 0
+    pending: PaymentReceived | None = None
 
 
 class _DueGroup:
@@ -242,6 +246,7 @@ class Ledger:
         "book",
         "credit",
         "customer_id",
+        "deductions",
         "disputes",
         "drop_days",
         "due_groups",
@@ -269,6 +274,8 @@ class Ledger:
         self.unapplied: list[str] = []  # payment ids, arrival order
         self.credit: dict[str, list[str]] = {}  # currency -> payment ids with credit, FIFO
         self.disputes: dict[str, _Dispute] = {}
+        # invoice -> deductions refused for want of allowance: (payment id, gap, code)
+        self.deductions: dict[str, list[tuple[str, int, str]]] = {}
         self.pending_adjustments: dict[str, list[InvoiceAdjusted]] = {}
         self.open_totals: dict[str, int] = {}  # currency -> sum of positive open amounts
         self.seen: set[str] = set()  # ids remembered for idempotency ...
@@ -449,19 +456,43 @@ def _remember(ledger: Ledger, key: str, policy: LedgerPolicy) -> None:
 
 
 def _dispatch(run: _Run, event: CustomerEvent) -> None:
-    if isinstance(event, PaymentReceived):
-        _on_payment(run, event)
-    elif isinstance(event, InvoiceIssued):
+    if isinstance(event, InvoiceIssued):
         _on_invoice(run, event)
     elif isinstance(event, InvoiceAdjusted):
         _on_adjustment(run, event)
-    elif isinstance(event, PaymentReversed):
-        _on_reversal(run, event)
-    elif isinstance(event, DisputeUpdated):
-        _on_dispute(run, event)
+    elif isinstance(event, CustomerUpserted):
+        _on_profile(run, event)
     else:
-        run.ledger.profile = event
-        _retry_unapplied(run)
+        if isinstance(event, PaymentReceived):
+            _on_payment(run, event)
+        elif isinstance(event, PaymentReversed):
+            _on_reversal(run, event)
+        else:
+            _on_dispute(run, event)
+        _retry_touched(run)
+
+
+def _retry_touched(run: _Run) -> None:
+    """Cash moved on some invoices: waiting payments in those currencies get
+    another chance (an open amount they need may exist only now)."""
+    ledger = run.ledger
+    if not ledger.unapplied or not run.touched:
+        return
+    currencies = {
+        ledger.invoices[number].entry.currency
+        for number in run.touched
+        if number in ledger.invoices
+    }
+    for currency in sorted(currencies):
+        _retry_unapplied(run, currency)
+
+
+def _on_profile(run: _Run, event: CustomerUpserted) -> None:
+    """A new profile may accept deductions it did not before, and its aliases
+    and terms matter to waiting cash."""
+    run.ledger.profile = event
+    _recheck_deductions(run)
+    _retry_unapplied(run)
 
 
 def _emit_statuses(run: _Run) -> None:
@@ -619,10 +650,9 @@ def _on_payment(run: _Run, event: PaymentReceived) -> None:
         return
     ledger.payments[pid] = pay
     _learn_handles(ledger, pay, event)
-    if not _settle_cash(run, pay, event, amount.amount_minor, retry=False):
-        pay.unapplied_minor = amount.amount_minor
-        pay.pending = event
-        ledger.unapplied.append(pid)
+    held_minor = _settle_cash(run, pay, event, amount.amount_minor, retry=False)
+    if held_minor:
+        _hold(ledger, pay, event, held_minor)
 
 
 def _learn_handles(ledger: Ledger, pay: _Payment, event: PaymentReceived) -> None:
@@ -656,25 +686,77 @@ def _forget_payment(ledger: Ledger, pay: _Payment) -> None:
 
 def _settle_cash(
     run: _Run, pay: _Payment, event: PaymentReceived, cash_minor: int, *, retry: bool
-) -> bool:
-    """Match `cash_minor` of a payment and apply it; False (and `Unapplied` once) when held."""
+) -> int:
+    """Match `cash_minor` of a payment and apply it; returns the cash still held.
+
+    Held cash is reported with `Unapplied` when it first waits and whenever part
+    of it was applied (so the exception shows what is left). What a match leaves
+    over is held too while the payer names invoices we have never seen (they
+    may still come); otherwise it is customer credit.
+    """
     ledger = run.ledger
     if cash_minor != event.amount.amount_minor:
         event = replace(event, amount=Money(cash_minor, pay.currency))
-    match = _match_payment(ledger.book, event, run.policy.match)
-    held = _hold_reason(ledger, event, match)
+    paid = frozenset(number for number, _ in pay.apps)
+    match = _match_payment(ledger.book, event, run.policy.match, paid)
+    held = _hold_reason(ledger, event, match, paid)
     if held is not None:
         if not retry:
             run.out.append(_unapplied(run, pay, cash_minor, held, match))
-        return False
+        return cash_minor
     applied_minor = sum(_apply_allocation(run, pay, alloc, match) for alloc in match.allocations)
     excess_minor = cash_minor - applied_minor
-    if excess_minor > 0:
+    if excess_minor <= 0:
+        return 0
+    awaited = _awaited_invoices(ledger, event)
+    if not awaited:
         _add_credit(run, pay, excess_minor)
-    return True
+        return 0
+    if applied_minor or not retry:
+        unapplied = _unapplied(run, pay, excess_minor, "awaiting_invoice", None)
+        note = f"named, not issued yet: {', '.join(awaited)}"
+        run.out.append(replace(unapplied, candidates=awaited, evidence=(note,)))
+    return excess_minor
 
 
-def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | None:
+def _hold(ledger: Ledger, pay: _Payment, event: PaymentReceived, held_minor: int) -> None:
+    """Keep `held_minor` of a payment waiting for a retry (arrival order kept)."""
+    if not pay.unapplied_minor:
+        ledger.unapplied.append(pay.payment_id)
+    pay.unapplied_minor = held_minor
+    pay.pending = event
+
+
+def _awaited_invoices(ledger: Ledger, event: PaymentReceived) -> tuple[str, ...]:
+    """Invoices the payer names that we have never held (not open, not settled).
+
+    Why: a payment quoting "INV-1 / INV-2" that meets only INV-1 here must not
+    turn INV-2's share into credit, or cash-before-invoice would end elsewhere
+    than invoice-before-cash. Only references shaped like our numbers count
+    (see `_named_invoices`); handles are not invoice numbers.
+    """
+    named = [ref for ref in _named_invoices(ledger, event) if _HANDLE_MARK not in ref]
+    missing = [ref for ref in named if ref not in ledger.invoices and ledger.book.find(ref) is None]
+    if not missing:
+        return ()
+    known = _known_keys(ledger)
+    awaited = (ref for ref in missing if normalize_reference(ref) not in known)
+    return tuple(dict.fromkeys(awaited))
+
+
+def _known_keys(ledger: Ledger) -> set[str]:
+    """Normalised numbers and external ids of every invoice held (rare path: built
+    only when a payment leaves cash over and names something not open)."""
+    return {
+        normalize_reference(identifier)
+        for inv in ledger.invoices.values()
+        for identifier in (inv.entry.invoice_number, *inv.entry.external_ids)
+    }
+
+
+def _hold_reason(
+    ledger: Ledger, event: PaymentReceived, match: Match, paid: frozenset[str]
+) -> str | None:
     """Why cash waits instead of being applied; None when the match is usable.
 
     A payment that names invoices we do not hold waits for them rather than being
@@ -683,7 +765,8 @@ def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | 
     a fuzzy hit whose open amount the payment meets (`corroborated`) is applied,
     since a future invoice that both looks like an open one and costs the same
     is far less likely than a keying error. Naming an invoice already settled is held
-    too (a likely double payment, for a person to decide).
+    too (a likely double payment, for a person to decide). Invoices this payment
+    already paid (`paid`) count as settled for it.
     """
     weak = (
         match.method == "none"
@@ -693,11 +776,17 @@ def _hold_reason(ledger: Ledger, event: PaymentReceived, match: Match) -> str | 
     if not weak:
         return None
     named = _named_invoices(ledger, event)
-    unresolved = bool(named) and all(ledger.book.find(ref) is None for ref in named)
+    unresolved = bool(named) and all(_not_open(ledger, ref, paid) for ref in named)
     if unresolved:
         settled = any(ref in ledger.invoices for ref in named)
         return "invoice_settled" if settled else "awaiting_invoice"
     return "no_match" if match.method == "none" or not match.allocations else None
+
+
+def _not_open(ledger: Ledger, ref: str, paid: frozenset[str]) -> bool:
+    """Whether `ref` names no open invoice this payment may still pay."""
+    found = ledger.book.find(ref)
+    return found is None or found.invoice_number in paid
 
 
 def _named_invoices(ledger: Ledger, event: PaymentReceived) -> tuple[str, ...]:
@@ -799,6 +888,8 @@ def _code_gap(run: _Run, pay: _Payment, inv: _Invoice, gap_minor: int, code: str
         _set_open(run.ledger, inv, inv.open_minor - min(gap_minor, max(inv.open_minor, 0)), "cash")
     else:
         inv.flagged_minor = min(inv.flagged_minor + gap_minor, max(inv.open_minor, 0))
+        if code.startswith("deduction:"):
+            run.ledger.deductions.setdefault(number, []).append((pay.payment_id, gap_minor, code))
     run.touched[number] = None
     run.out.append(
         ShortPaid(
@@ -813,6 +904,51 @@ def _code_gap(run: _Run, pay: _Payment, inv: _Invoice, gap_minor: int, code: str
             valid,
         )
     )
+
+
+def _recheck_deductions(run: _Run) -> None:
+    """Deductions refused for want of allowance are judged again under a new profile.
+
+    Why: the customer master may reach us after the remittance; a deduction the
+    allowance covers must end accepted whichever came first. Accepted ones
+    close their part of the invoice and are reported again as valid.
+    """
+    ledger = run.ledger
+    for number, items in list(ledger.deductions.items()):
+        inv = ledger.invoices.get(number)
+        if inv is None or inv.open_minor <= 0:
+            del ledger.deductions[number]
+            continue
+        refused = [item for item in items if not _accept_deduction(run, inv, *item)]
+        if refused:
+            ledger.deductions[number] = refused
+        else:
+            del ledger.deductions[number]
+
+
+def _accept_deduction(run: _Run, inv: _Invoice, payment_id: str, gap_minor: int, code: str) -> bool:
+    """Close a formerly refused deduction when it is valid now; False when not."""
+    if not _gap_is_valid(run, inv, gap_minor, code):
+        return False
+    number = inv.entry.invoice_number
+    closed_minor = min(gap_minor, max(inv.open_minor, 0))
+    inv.flagged_minor = max(inv.flagged_minor - closed_minor, 0)
+    _set_open(run.ledger, inv, inv.open_minor - closed_minor, "cash")
+    run.touched[number] = None
+    run.out.append(
+        ShortPaid(
+            run.oid("short_paid", number, payment_id),
+            run.at,
+            payment_id,
+            number,
+            run.customer_id,
+            gap_minor,
+            inv.entry.currency,
+            code,
+            True,
+        )
+    )
+    return True
 
 
 def _gap_is_valid(run: _Run, inv: _Invoice, gap_minor: int, code: str) -> bool:
@@ -845,22 +981,33 @@ def _add_credit(run: _Run, pay: _Payment, excess_minor: int) -> None:
 
 
 def _retry_unapplied(run: _Run, currency: str | None = None) -> None:
-    """Give waiting payments another chance, in arrival order.
+    """Give waiting payments another chance, in arrival order, until none moves.
 
-    Cost: one `match_payment` per waiting payment in `currency` (the matcher
-    never crosses currencies, so other payments cannot have changed).
+    Why repeat: cash applied in one pass changes open amounts, which may be
+    what an earlier waiting payment needed; the same events in another order
+    would have met that book. Cost: one `match_payment` per waiting payment in
+    `currency` per pass (the matcher never crosses currencies); a pass that
+    applies nothing ends the loop, so passes <= waiting payments + 1.
     """
     ledger = run.ledger
-    for pid in list(ledger.unapplied):
-        pay = ledger.payments[pid]
-        if currency is not None and pay.currency != currency:
-            continue
-        if pay.pending is None or not pay.unapplied_minor:
-            continue
-        if _settle_cash(run, pay, pay.pending, pay.unapplied_minor, retry=True):
-            pay.unapplied_minor = 0
-            pay.pending = None
-            ledger.unapplied.remove(pid)
+    moved = True
+    while moved and ledger.unapplied:
+        moved = False
+        for pid in list(ledger.unapplied):
+            pay = ledger.payments.get(pid)
+            if pay is None or (currency is not None and pay.currency != currency):
+                continue
+            if pay.pending is None or not pay.unapplied_minor:
+                continue
+            before = pay.unapplied_minor
+            held_minor = _settle_cash(run, pay, pay.pending, before, retry=True)
+            if held_minor == before:
+                continue
+            moved = True
+            pay.unapplied_minor = held_minor
+            if not held_minor:
+                pay.pending = None
+                ledger.unapplied.remove(pid)
 
 
 # --- money going back ----------------------------------------------------------------
@@ -958,8 +1105,17 @@ def _forget_if_spent(run: _Run, pay: _Payment) -> None:
 
 
 def _on_dispute(run: _Run, event: DisputeUpdated) -> None:
+    """One step of a dispute. Steps may arrive out of order (a provider's webhooks
+    for one dispute can travel apart), so a decided dispute is remembered and a
+    step of it arriving late changes nothing: a won dispute stays won whether
+    its "opened" came first or last."""
+    closed_key = f"dispute-closed:{event.dispute_id}"
+    if closed_key in run.ledger.seen:
+        return
     phase = event.phase
     dispute = run.ledger.disputes.get(event.dispute_id)
+    if phase not in (DisputePhase.OPENED, DisputePhase.FUNDS_WITHDRAWN):
+        _remember(run.ledger, closed_key, run.policy)
     if phase in (DisputePhase.OPENED, DisputePhase.FUNDS_WITHDRAWN):
         if dispute is None:
             _open_dispute(run, event)
@@ -981,6 +1137,9 @@ def _open_dispute(run: _Run, event: DisputeUpdated) -> _Dispute:
     dispute = _Dispute(pay.payment_id if pay else event.payment_id, event.amount.currency)
     ledger.disputes[event.dispute_id] = dispute
     total = event.amount.amount_minor
+    if pay is not None and pay.unapplied_minor:
+        dispute.unapplied_minor = min(pay.unapplied_minor, total)
+        dispute.pending = pay.pending
     hits, rest = _take_back(run, pay, total) if pay is not None else ([], total)
     for number, _ in hits:
         inv = ledger.invoices.get(number) if number else None
@@ -994,7 +1153,9 @@ def _open_dispute(run: _Run, event: DisputeUpdated) -> _Dispute:
 
 
 def _win_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
-    """Re-apply what the dispute took; cash not on an invoice returns as credit."""
+    """Re-apply what the dispute took. Cash that was waiting for an invoice waits
+    again (and is retried: the invoice may have come meanwhile); other cash not
+    on an invoice returns as credit."""
     ledger = run.ledger
     del ledger.disputes[event.dispute_id]
     pay = ledger.payments.get(dispute.payment_id)
@@ -1002,9 +1163,15 @@ def _win_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
     if pay is None:
         return
     evidence = (f"dispute {event.dispute_id} won", "rule: chargeback_won")
+    pending = dispute.pending
+    waiting_minor = dispute.unapplied_minor if pending is not None else 0
     for number, amount in dispute.hits:
         inv = ledger.invoices.get(number) if number else None
         applied = 0
+        if pending is not None and not number and waiting_minor:
+            applied = min(amount, waiting_minor)
+            waiting_minor -= applied
+            _hold(ledger, pay, pending, pay.unapplied_minor + applied)
         if inv is not None:
             inv.disputes -= 1
             run.touched[number] = None
@@ -1021,6 +1188,8 @@ def _win_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
                 )
         if amount - applied:
             _add_credit(run, pay, amount - applied)
+    if pay.unapplied_minor:
+        _retry_unapplied(run, pay.currency)
 
 
 def _lose_dispute(run: _Run, event: DisputeUpdated, dispute: _Dispute) -> None:
@@ -1173,6 +1342,7 @@ def _fire_drop_day(run: _Run, day: datetime) -> None:
             inv = ledger.invoices.get(key)
             if inv is not None and inv.settled_at and inv.settled_at + retention <= run.at:
                 del ledger.invoices[key]
+                ledger.deductions.pop(key, None)
                 dropped.add(key)
         else:
             pay = ledger.payments.get(key)

@@ -488,6 +488,8 @@ class _Cascade:
     tokens: tuple[RefToken, ...]
     ambiguous: list[str]
     notes: list[str]
+    # Invoices this payment already paid: the rest of its cash goes elsewhere.
+    excluded: frozenset[str] = frozenset()
 
     @property
     def amount_minor(self) -> int:
@@ -512,6 +514,12 @@ class _Cascade:
             or payment.rail in _PROCESSOR_RAILS
         )
 
+    def allowed(self, invoices: list[OpenInvoice]) -> list[OpenInvoice]:
+        """`invoices` without the excluded ones (the same list when none are)."""
+        if not self.excluded:
+            return invoices
+        return [invoice for invoice in invoices if invoice.invoice_number not in self.excluded]
+
     def fee_tolerance_minor(self, expected_minor: int) -> int:
         """Largest gap on `expected_minor` that may be a processor fee (0 off processors)."""
         return self.policy.fee_tolerance_minor(expected_minor) if self.net_of_fee else 0
@@ -526,21 +534,32 @@ class _Cascade:
         return 0 < total_minor - self.amount_minor <= self.fee_tolerance_minor(total_minor)
 
     def usable(self, invoice: OpenInvoice) -> bool:
-        """Same currency and something still open."""
+        """Same currency, something still open, not already paid by this payment."""
+        if invoice.invoice_number in self.excluded:
+            return False
         if invoice.currency != self.currency:
             self.notes.append(f"{invoice.invoice_number} is in {invoice.currency}, skipped")
             return False
         return invoice.open_minor > 0
 
 
-def match_payment(book: OpenBook, payment: PaymentReceived, policy: MatchPolicy) -> Match:
+def match_payment(
+    book: OpenBook,
+    payment: PaymentReceived,
+    policy: MatchPolicy,
+    exclude: frozenset[str] = frozenset(),
+) -> Match:
     """Decide which open invoices `payment` pays; first confident step wins.
 
     Steps: remittance lines, exact reference (invoice number / external id),
     PO number, fuzzy reference, exact amount (also net of the expected fee),
     bounded subset-sum, else `none` with up to 5 ranked candidates.
+    `exclude` names invoices no step may pick: when the rest of a payment is
+    matched again, the invoices its first part paid (a remittance line still
+    open by a refused deduction) are not paid twice.
     """
-    cascade = _Cascade(book, payment, policy, _payment_tokens(payment), [], [])
+    tokens = _payment_tokens(payment)
+    cascade = _Cascade(book, payment, policy, tokens, [], [], exclude)
     if cascade.amount_minor <= 0:
         return Match("none", 0.0, ("payment amount is not positive",), ())
     for step in (_by_remittance, _by_reference, _by_po, _by_fuzzy, _by_amount, _by_subset):
@@ -796,6 +815,8 @@ def _fuzzy_ranked(
         invoice = cascade.book.get(number)
         if invoice is None or invoice.currency != cascade.currency or invoice.open_minor <= 0:
             continue
+        if number in cascade.excluded:
+            continue
         best[number] = max(best.get(number, 0.0), float(score))
     book = cascade.book
     return sorted(best.items(), key=lambda item: (-item[1], book.sequence(item[0])))
@@ -831,7 +852,7 @@ def _fee_ceiling(policy: MatchPolicy, amount_minor: int) -> int:
 def _by_amount(cascade: _Cascade) -> Match | None:
     """(5) Exactly one invoice open for the amount (or for amount + fee)."""
     book, amount = cascade.book, cascade.amount_minor
-    exact = book.with_open(cascade.currency, amount)
+    exact = cascade.allowed(book.with_open(cascade.currency, amount))
     if len(exact) == 1:
         evidence = [f"amount {amount} == open of {exact[0].invoice_number}", "rule: exact_amount"]
         similar = _similar_reference(cascade, exact[0])
@@ -847,7 +868,7 @@ def _by_amount(cascade: _Cascade) -> Match | None:
     net = [
         invoice
         for invoice in book.open_between(cascade.currency, amount + 1, cascade.fee_ceiling())
-        if cascade.fee_fits(invoice.open_minor)
+        if cascade.fee_fits(invoice.open_minor) and invoice.invoice_number not in cascade.excluded
     ]
     if len(net) == 1:
         invoice = net[0]
@@ -1011,12 +1032,14 @@ def _by_subset(cascade: _Cascade) -> Match | None:
     if policy.max_subset_size <= 0 or policy.max_subset_candidates <= 0:
         return None
     ceiling = cascade.fee_ceiling()
-    pool = cascade.book.due_nearest(
-        cascade.currency,
-        cascade.payment.occurred_at,
-        ceiling,
-        policy.max_subset_candidates,
-        policy.max_subset_candidates * DUE_SCAN_FACTOR,
+    pool = cascade.allowed(
+        cascade.book.due_nearest(
+            cascade.currency,
+            cascade.payment.occurred_at,
+            ceiling,
+            policy.max_subset_candidates,
+            policy.max_subset_candidates * DUE_SCAN_FACTOR,
+        )
     )
     book = cascade.book
     pool.sort(key=lambda invoice: (-invoice.open_minor, book.sequence(invoice.invoice_number)))
@@ -1075,9 +1098,8 @@ def _undecided(cascade: _Cascade) -> Match:
         invoice = cascade.book.get(number)
         if invoice is not None and invoice.currency == cascade.currency:
             ranked.setdefault(number, None)
-    for invoice in cascade.book.nearest_open(
-        cascade.currency, cascade.amount_minor, MAX_CANDIDATES
-    ):
+    nearest = cascade.book.nearest_open(cascade.currency, cascade.amount_minor, MAX_CANDIDATES)
+    for invoice in cascade.allowed(nearest):
         ranked.setdefault(invoice.invoice_number, None)
     candidates = tuple(ranked)[:MAX_CANDIDATES]
     evidence = (*dict.fromkeys(cascade.notes), "rule: none")
