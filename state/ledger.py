@@ -697,9 +697,9 @@ def _settle_cash(
     ledger = run.ledger
     if cash_minor != event.amount.amount_minor:
         event = replace(event, amount=Money(cash_minor, pay.currency))
-    paid = frozenset(number for number, _ in pay.apps)
-    match = _match_payment(ledger.book, event, run.policy.match, paid)
-    held = _hold_reason(ledger, event, match, paid)
+    served = _served(ledger, pay, event)
+    match = _match_payment(ledger.book, event, run.policy.match, served)
+    held = _hold_reason(ledger, event, match, served)
     if held is not None:
         if not retry:
             run.out.append(_unapplied(run, pay, cash_minor, held, match))
@@ -717,6 +717,27 @@ def _settle_cash(
         note = f"named, not issued yet: {', '.join(awaited)}"
         run.out.append(replace(unapplied, candidates=awaited, evidence=(note,)))
     return excess_minor
+
+
+def _served(ledger: Ledger, pay: _Payment, event: PaymentReceived) -> frozenset[str]:
+    """Open invoices whose remittance lines this payment has already paid in full.
+
+    Why: the rest of the payment is not for them. An invoice kept open by a
+    refused deduction would otherwise take the share of an invoice not issued
+    yet. Cash that pays by reference has no such bound: when it comes back
+    (a won dispute) it may go where it went before.
+    """
+    if not event.remittance or not pay.apps:
+        return frozenset()
+    asked: dict[str, int] = {}
+    for line in event.remittance:
+        hit = ledger.book.find(line.invoice_ref)
+        if hit is not None:
+            asked[hit.invoice_number] = asked.get(hit.invoice_number, 0) + line.paid_minor
+    applied: dict[str, int] = {}
+    for number, amount_minor in pay.apps:
+        applied[number] = applied.get(number, 0) + amount_minor
+    return frozenset(number for number, want in asked.items() if applied.get(number, 0) >= want)
 
 
 def _hold(ledger: Ledger, pay: _Payment, event: PaymentReceived, held_minor: int) -> None:
@@ -755,7 +776,7 @@ def _known_keys(ledger: Ledger) -> set[str]:
 
 
 def _hold_reason(
-    ledger: Ledger, event: PaymentReceived, match: Match, paid: frozenset[str]
+    ledger: Ledger, event: PaymentReceived, match: Match, served: frozenset[str]
 ) -> str | None:
     """Why cash waits instead of being applied; None when the match is usable.
 
@@ -765,8 +786,8 @@ def _hold_reason(
     a fuzzy hit whose open amount the payment meets (`corroborated`) is applied,
     since a future invoice that both looks like an open one and costs the same
     is far less likely than a keying error. Naming an invoice already settled is held
-    too (a likely double payment, for a person to decide). Invoices this payment
-    already paid (`paid`) count as settled for it.
+    too (a likely double payment, for a person to decide). Invoices whose share
+    this payment already paid (`served`) count as settled for it.
     """
     weak = (
         match.method == "none"
@@ -776,17 +797,17 @@ def _hold_reason(
     if not weak:
         return None
     named = _named_invoices(ledger, event)
-    unresolved = bool(named) and all(_not_open(ledger, ref, paid) for ref in named)
+    unresolved = bool(named) and all(_not_open(ledger, ref, served) for ref in named)
     if unresolved:
         settled = any(ref in ledger.invoices for ref in named)
         return "invoice_settled" if settled else "awaiting_invoice"
     return "no_match" if match.method == "none" or not match.allocations else None
 
 
-def _not_open(ledger: Ledger, ref: str, paid: frozenset[str]) -> bool:
+def _not_open(ledger: Ledger, ref: str, served: frozenset[str]) -> bool:
     """Whether `ref` names no open invoice this payment may still pay."""
     found = ledger.book.find(ref)
-    return found is None or found.invoice_number in paid
+    return found is None or found.invoice_number in served
 
 
 def _named_invoices(ledger: Ledger, event: PaymentReceived) -> tuple[str, ...]:

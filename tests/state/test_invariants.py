@@ -213,37 +213,87 @@ def test_applying_any_event_twice_equals_once(data: st.DataObject, size: int) ->
     assert len(twice_out) - len(decisions) == len(doubled) - len(model.events)
 
 
+Invoice = tuple[str, int]  # number, amount
+Cash = tuple[str, tuple[str, ...], int]  # payment id, invoices it quotes, amount
+Chargeback_ = tuple[str, int, DisputePhase]  # payment id, amount, final phase
+
+
+@dataclass
+class Book:
+    """Invoices, payments that never pay more than asked, and chargebacks on them."""
+
+    invoices: list[Invoice]
+    payments: list[Cash]
+    other_order: list[Cash]  # the same payments in another order
+    chargebacks: list[Chargeback_]
+
+
 @st.composite
-def invoices_and_cash(
-    draw: st.DrawFn,
-) -> tuple[list[tuple[str, int]], list[tuple[str, str, int]]]:
-    """Invoices, and payments quoting one of them, never paying more than it asks."""
+def invoices_and_cash(draw: st.DrawFn) -> Book:
+    """Invoices; payments quoting one of them, or one payment quoting two and
+    paying both in full (they get no other payment); chargebacks on single-invoice
+    payments, won or lost."""
     count = draw(st.integers(1, len(NUMBERS)))
     invoices = [(NUMBERS[n], draw(st.integers(100, 50_000))) for n in range(count)]
-    payments: list[tuple[str, str, int]] = []
+    payments: list[Cash] = []
+    paired: set[str] = set()
+    if count >= 2 and draw(st.booleans()):
+        (first, first_minor), (second, second_minor) = draw(
+            st.lists(st.sampled_from(invoices), min_size=2, max_size=2, unique=True)
+        )
+        paired = {first, second}
+        payments.append(("P0", (first, second), first_minor + second_minor))
     for number, amount in invoices:
-        left = amount
+        left = 0 if number in paired else amount
         for _ in range(draw(st.integers(0, 3))):
             if left <= 0:
                 break
             paid = draw(st.integers(1, left))
             left -= paid
-            payments.append((f"P{len(payments)}", number, paid))
-    return invoices, draw(st.permutations(payments))
+            payments.append((f"P{len(payments)}", (number,), paid))
+    singles = [(pid, paid) for pid, numbers, paid in payments if len(numbers) == 1]
+    chargebacks: list[Chargeback_] = []
+    picked = draw(st.lists(st.sampled_from(singles), unique=True, max_size=2)) if singles else []
+    for pid, paid in picked:
+        phase = draw(st.sampled_from([DisputePhase.WON, DisputePhase.LOST]))
+        chargebacks.append((pid, draw(st.integers(1, paid)), phase))
+    return Book(
+        invoices, draw(st.permutations(payments)), draw(st.permutations(payments)), chargebacks
+    )
+
+
+def _cash_event(pid: str, numbers: tuple[str, ...], paid: int, at: datetime) -> CustomerEvent:
+    """Every other payment quotes its invoices in free text, the rest as explicit ids."""
+    money = Money(paid, "USD")
+    narrative = int(pid[1:]) % 2 == 1
+    refs = () if narrative else numbers
+    texts = (f"Zahlung Rechnung {' / '.join(numbers)} danke",) if narrative else ()
+    return PaymentReceived(f"p:{pid}", at, pid, money, "t", invoice_refs=refs, references=texts)
+
+
+def _chargeback_steps(chargebacks: list[Chargeback_], swapped: list[bool]) -> list[Chargeback_]:
+    """Opening and decision of each chargeback; `swapped` delivers the decision first."""
+    steps: list[Chargeback_] = []
+    for index, (pid, amount, phase) in enumerate(chargebacks):
+        pair = [(pid, amount, DisputePhase.OPENED), (pid, amount, phase)]
+        steps.extend(reversed(pair) if index < len(swapped) and swapped[index] else pair)
+    return steps
 
 
 def interleave(
-    invoices: list[tuple[str, int]], payments: list[tuple[str, str, int]], order: list[bool]
+    invoices: list[Invoice],
+    cash: list[Cash | Chargeback_],
+    order: list[bool],
 ) -> list[CustomerEvent]:
-    """Invoices and payments each in their own order, merged by `order` (True = invoice)."""
-    inv_iter, pay_iter = iter(invoices), iter(payments)
-    merged: list[tuple[str, str, int] | tuple[str, int]] = []
+    """Invoices and cash each in their own order, merged by `order` (True = invoice)."""
+    inv_iter, cash_iter = iter(invoices), iter(cash)
+    merged: list[Invoice | Cash | Chargeback_] = []
     for pick_invoice in order:
-        item = next(inv_iter if pick_invoice else pay_iter, None)
+        item = next(inv_iter if pick_invoice else cash_iter, None)
         if item is not None:
             merged.append(item)
     merged.extend(inv_iter)
-    merged.extend(pay_iter)
+    merged.extend(cash_iter)
     events: list[CustomerEvent] = []
     for step, item in enumerate(merged):
         at = T0 + timedelta(hours=step)
@@ -251,17 +301,13 @@ def interleave(
             number, amount = item
             due = T0 + timedelta(days=60)
             events.append(InvoiceIssued(f"i:{number}", at, number, Money(amount, "USD"), at, due))
+        elif isinstance(item[2], DisputePhase):
+            pid, amount, phase = item
+            money = Money(amount, "USD")
+            events.append(DisputeUpdated(f"d:{pid}:{phase}", at, f"D{pid}", pid, phase, money))
         else:
-            pid, number, paid = item
-            money = Money(paid, "USD")
-            narrative = int(pid[1:]) % 2 == 1  # every other payment quotes it in free text
-            refs = () if narrative else (number,)
-            texts = (f"Zahlung Rechnung {number} danke",) if narrative else ()
-            events.append(
-                PaymentReceived(
-                    f"p:{pid}", at, pid, money, "t", invoice_refs=refs, references=texts
-                )
-            )
+            pid, numbers, paid = item
+            events.append(_cash_event(pid, numbers, paid, at))
     return events
 
 
@@ -272,14 +318,18 @@ def balances(ledger: Ledger | None) -> tuple[dict[str, int], int, int]:
 
 
 @FAST
-@given(invoices_and_cash(), st.lists(st.booleans(), max_size=40))
+@given(invoices_and_cash(), st.lists(st.booleans(), max_size=40), st.lists(st.booleans()))
 def test_cash_before_invoice_reaches_the_same_balances(
-    book: tuple[list[tuple[str, int]], list[tuple[str, str, int]]], order: list[bool]
+    book: Book, order: list[bool], swapped: list[bool]
 ) -> None:
-    invoices, payments = book
-    invoice_first, _ = feed(interleave(invoices, payments, [True] * len(invoices)))
-    shuffled, _ = feed(interleave(invoices, payments, order))
+    """Any interleaving of invoices with cash, payments in any order, a chargeback's
+    decision before or after its opening: the same final balances."""
+    reference_cash = [*book.payments, *_chargeback_steps(book.chargebacks, [])]
+    invoice_first, _ = feed(interleave(book.invoices, reference_cash, [True] * len(NUMBERS)))
+    other_cash = [*book.other_order, *_chargeback_steps(book.chargebacks, swapped)]
+    shuffled, _ = feed(interleave(book.invoices, other_cash, order))
     assert balances(shuffled) == balances(invoice_first)
+    assert balances(invoice_first)[1:] == (0, 0)
 
 
 SHORT_MEMORY = LedgerPolicy(settled_retention_days=1)

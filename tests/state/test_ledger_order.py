@@ -41,6 +41,7 @@ B = invoice("INV-100134", 5_000, on=2)
 PAY_AB = payment("E2E-1", 15_000, references=("INV-100134 / INV-100108",))
 PAY_AB_REFS = payment("E2E-2", 15_000, "INV-100108", "INV-100134")
 CARD = payment("ch_1", 10_000, "INV-100108")
+PART_CARD = payment("ch_2", 6_000, "INV-100108")
 PARTIAL = payment("P-part", 4_000, references=("INV-100108 PARTIAL PAYMENT",), on=3)
 SUBSET = payment("P-sub", 11_000, on=4)  # no reference: A's rest (6,000) + B (5,000)
 DEDUCTING = remittance(
@@ -60,6 +61,13 @@ ORDERS: list[tuple[str, list[list[CustomerEvent]]]] = [
             [A, CARD, dispute("D", "ch_1", OPENED, 10_000), dispute("D", "ch_1", WON, 10_000)],
             [CARD, dispute("D", "ch_1", OPENED, 10_000), A, dispute("D", "ch_1", WON, 10_000)],
             [CARD, dispute("D", "ch_1", OPENED, 10_000), dispute("D", "ch_1", WON, 10_000), A],
+        ],
+    ),
+    (
+        "chargeback on part of waiting cash, invoice issued before the win",
+        [
+            [A, PART_CARD, dispute("D", "ch_2", OPENED, 2_000), dispute("D", "ch_2", WON, 2_000)],
+            [PART_CARD, dispute("D", "ch_2", OPENED, 2_000), A, dispute("D", "ch_2", WON, 2_000)],
         ],
     ),
     (
