@@ -18,6 +18,17 @@ Debit returns (ACH return items 557/558/468, or text naming an "Rnn" reason)
 become ACH returns, other reversal codes bank reversals. An account whose
 opening ledger (010) + credits - debits differs from its closing ledger (015)
 is rejected with `bai2.balance_mismatch`.
+
+Payer names: BAI2 has no payer field. An 88 tag (DBNM:, OB:, ORIG:) or a
+"From: <name>" pair in the detail text names the payer outright. Otherwise,
+banks that pass the originator's text through write "<payer> <references>"
+("COBALT INDUSTRIES SAS INV-10017"), so the words before the first
+reference-like token are taken as the payer when (1) every such word is a
+plain word (letters and & . ' -), (2) a reference-like token does follow (a
+label such as INV, Invoice, RE, PO, Rechnung, or a number of 3+ digits,
+optionally behind a short letter prefix), and (3) the first word is not a
+bank phrase (ACH, Wire, Transfer, TFR, Lock box...). Texts with "key: value"
+tags are left alone. The full text always stays in `references`.
 """
 
 from __future__ import annotations
@@ -47,6 +58,68 @@ _RECORD_START = re.compile(r"^(?:01|02|03|16|49|88|98|99),")
 _SPLIT = re.compile(r"/\s+(?=(?:01|02|03|16|49|88|98|99),)")
 _RETURN_REASON = re.compile(r"\bR\d{2}\b")
 _EREF = re.compile(r"^EREF:\s*(\S+)")
+_FROM_TAG = re.compile(r"(?:^|,)\s*From:\s*([^,]+)")
+_NAME_WORD = re.compile(r"&|[^\W\d_][\w&.'\-]*")
+_REF_WORD = re.compile(r"#?[A-Za-z]{0,6}[-#/.]?\d{3,}[\w/\-.]*")
+_REF_LABELS = frozenset(
+    {
+        "#",
+        "FACTURA",
+        "FACTURE",
+        "FATTURA",
+        "INV",
+        "INV#",
+        "INV.",
+        "INVOICE",
+        "INVOICE#",
+        "INVOICES",
+        "NO.",
+        "NR.",
+        "P.O.",
+        "P/O",
+        "PO",
+        "PO#",
+        "RE",
+        "RE:",
+        "RECHNUNG",
+        "REF",
+        "REF:",
+        "RG",
+        "RG.",
+    }
+)
+_BANK_PHRASES = frozenset(
+    {
+        "ACH",
+        "BOOK",
+        "BOX",
+        "CASH",
+        "CHARGE",
+        "CHECK",
+        "CHEQUE",
+        "CREDIT",
+        "DEBIT",
+        "DEPOSIT",
+        "EXT",
+        "FEE",
+        "FEES",
+        "INCOMING",
+        "INTEREST",
+        "LOCK",
+        "LOCKBOX",
+        "OUTGOING",
+        "PAYMENT",
+        "RETURN",
+        "RTP",
+        "SERVICE",
+        "TFR",
+        "TRANSFER",
+        "TRF",
+        "TRNSFR",
+        "WIRE",
+        "ZBA",
+    }
+)
 _ACH_RETURNS = frozenset({"468", "557", "558", "556"})
 _BANK_REVERSALS = frozenset({"552", "555", "566", "568", "694", "560", "561"})
 _DEBIT_REVERSALS = frozenset({"252", "255", "257", "258", "261", "266", "268", "395", "123"})
@@ -256,7 +329,7 @@ def _detail(
         credit=credit,
         reversal=code in _DEBIT_REVERSALS or code in _BANK_REVERSALS or return_code is not None,
         rail=_rail(code),
-        payer_name=_payer(texts),
+        payer_name=_payer(texts) or _leading_payer(text),
         references=tuple(all_texts),
         return_code=return_code,
         ach_return=code in _ACH_RETURNS,
@@ -290,3 +363,30 @@ def _payer(texts: list[str]) -> str | None:
             if text.startswith(tag):
                 return text[len(tag) :].strip() or None
     return None
+
+
+def _leading_payer(text: str) -> str | None:
+    """The payer named in a detail's own text ("From: X", or "<name> <refs>");
+    None when the text does not have that shape (see the module docstring)."""
+    tagged = _FROM_TAG.search(text)
+    if tagged is not None:
+        return _plausible(tagged.group(1).strip())
+    if ":" in text:
+        return None
+    words: list[str] = []
+    for word in text.split():
+        if word.upper() in _REF_LABELS or _REF_WORD.fullmatch(word):
+            return _plausible(" ".join(words)) if words else None
+        if not _NAME_WORD.fullmatch(word):
+            return None
+        words.append(word)
+    return None
+
+
+def _plausible(name: str) -> str | None:
+    """A name with at least three letters that does not open with a bank phrase."""
+    name = name.strip(" ,.-")
+    first = name.split(maxsplit=1)[0].upper() if name else ""
+    if first in _BANK_PHRASES or sum(char.isalpha() for char in name) < 3:
+        return None
+    return name
