@@ -253,6 +253,7 @@ class Ledger:
         "handles",
         "invoices",
         "open_totals",
+        "orphans",
         "payments",
         "pending_adjustments",
         "prefixes",
@@ -277,6 +278,8 @@ class Ledger:
         # invoice -> deductions refused for want of allowance: (payment id, gap, code)
         self.deductions: dict[str, list[tuple[str, int, str]]] = {}
         self.pending_adjustments: dict[str, list[InvoiceAdjusted]] = {}
+        # payment id (or handle) -> refunds that came before their payment: (event, minor)
+        self.orphans: dict[str, list[tuple[PaymentReversed, int]]] = {}
         self.open_totals: dict[str, int] = {}  # currency -> sum of positive open amounts
         self.seen: set[str] = set()  # ids remembered for idempotency ...
         self.seen_order: deque[str] = deque()  # ... and their arrival order (FIFO bound)
@@ -312,6 +315,7 @@ class Ledger:
             self.invoices
             or self.payments
             or self.pending_adjustments
+            or self.orphans
             or self.disputes
             or self.profile is not None
         )
@@ -653,6 +657,9 @@ def _on_payment(run: _Run, event: PaymentReceived) -> None:
     held_minor = _settle_cash(run, pay, event, amount.amount_minor, retry=False)
     if held_minor:
         _hold(ledger, pay, event, held_minor)
+    for name in (pid, *pay.handles):
+        for reversal, amount_minor in ledger.orphans.pop(name, ()):
+            _reverse_late(run, pay, reversal, amount_minor)
 
 
 def _learn_handles(ledger: Ledger, pay: _Payment, event: PaymentReceived) -> None:
@@ -1078,14 +1085,52 @@ def _drop_credit(ledger: Ledger, pay: _Payment, amount_minor: int) -> None:
             del ledger.credit[pay.currency]
 
 
+# Refunds waiting for a payment not seen yet, per customer (oldest leave first).
+MAX_ORPHAN_REVERSALS = 1_000
+
+
 def _on_reversal(run: _Run, event: PaymentReversed) -> None:
     pay = _payment_named(run.ledger, event.payment_id)
     total = event.amount.amount_minor
     hits, rest = _take_back(run, pay, total) if pay is not None else ([], total)
-    reason = f"{event.kind.value}: {event.reason}" if event.reason else event.kind.value
-    _emit_reversed(run, event.payment_id, event.amount.currency, hits, rest=rest, reason=reason)
+    currency = event.amount.currency
+    _emit_reversed(run, event.payment_id, currency, hits, rest=rest, reason=_why(event))
     if pay is not None:
         _forget_if_spent(run, pay)
+    elif total > 0:
+        _keep_orphan(run.ledger, event, total)
+
+
+def _why(event: PaymentReversed) -> str:
+    return f"{event.kind.value}: {event.reason}" if event.reason else event.kind.value
+
+
+def _keep_orphan(ledger: Ledger, event: PaymentReversed, amount_minor: int) -> None:
+    """A refund of a payment not seen yet is reported at once ("nothing left to
+    reverse") and kept: deliveries travel apart, and its payment may still come."""
+    ledger.orphans.setdefault(event.payment_id, []).append((event, amount_minor))
+    while sum(map(len, ledger.orphans.values())) > MAX_ORPHAN_REVERSALS:
+        oldest = next(iter(ledger.orphans))
+        waiting = ledger.orphans[oldest]
+        waiting.pop(0)
+        if not waiting:
+            del ledger.orphans[oldest]
+
+
+def _reverse_late(run: _Run, pay: _Payment, event: PaymentReversed, amount_minor: int) -> None:
+    """The payment of an earlier refund arrived: take the refund back from it now,
+    as if it had come first, and withdraw the earlier "nothing left" row (a
+    negative `reversed` on no invoice) so the journal counts the money out once."""
+    if pay.currency != event.amount.currency:
+        return
+    hits, rest = _take_back(run, pay, amount_minor)
+    reason = f"{_why(event)} (its payment arrived after it)"
+    _emit_reversed(run, event.payment_id, pay.currency, hits, rest=0, reason=reason)
+    taken_minor = amount_minor - rest
+    if taken_minor:
+        withdrawn = [("", -taken_minor)]
+        _emit_reversed(run, event.payment_id, pay.currency, withdrawn, rest=0, reason=reason)
+    _forget_if_spent(run, pay)
 
 
 def _emit_reversed(

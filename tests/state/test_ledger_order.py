@@ -13,8 +13,17 @@ import pytest
 from arrecon.state.events import DisputePhase, PaymentReceived, RemittanceLine
 from arrecon.state.ledger import CustomerEvent, Ledger
 from arrecon.state.matching import MatchPolicy, OpenBook, OpenInvoice, match_payment
-from arrecon.state.outcomes import Applied, Overpaid, ShortPaid, Unapplied
-from tests.state.test_ledger import customer, day, dispute, invoice, payment, run
+from arrecon.state.outcomes import Applied, Outcome, Overpaid, Reversed, ShortPaid, Unapplied
+from tests.state.test_ledger import (
+    customer,
+    day,
+    dispute,
+    invoice,
+    journal,
+    payment,
+    refund,
+    run,
+)
 
 OPENED, WON, LOST = DisputePhase.OPENED, DisputePhase.WON, DisputePhase.LOST
 WITHDRAWN, REINSTATED = DisputePhase.FUNDS_WITHDRAWN, DisputePhase.FUNDS_REINSTATED
@@ -99,6 +108,15 @@ ORDERS: list[tuple[str, list[list[CustomerEvent]]]] = [
         ],
     ),
     (
+        "refund delivered before its payment",
+        [
+            [A, CARD, refund("ch_1", 6_000)],
+            [refund("ch_1", 6_000), A, CARD],
+            [A, refund("ch_1", 6_000), CARD],
+            [CARD, refund("ch_1", 6_000), A],
+        ],
+    ),
+    (
         "waiting cash fits only after another payment's partial",
         [[A, B, PARTIAL, SUBSET], [A, B, SUBSET, PARTIAL], [SUBSET, A, B, PARTIAL]],
     ),
@@ -113,6 +131,7 @@ ORDERS: list[tuple[str, list[list[CustomerEvent]]]] = [
 def test_every_order_reaches_the_reference_balances(orders: list[list[CustomerEvent]]) -> None:
     reference = balances(run(*orders[0]).ledger)
     assert reference[1:] == (0, 0), "the reference order settles everything"
+    assert reference[0], "the reference order holds invoices"
     for events in orders[1:]:
         assert balances(run(*events).ledger) == reference, [e.event_id for e in events]
 
@@ -232,3 +251,29 @@ def test_match_payment_never_picks_an_excluded_invoice(
     assert match.method == method
     assert [alloc.invoice_number for alloc in match.allocations] == numbers
     assert not set(match.candidates) & exclude
+
+
+def money_out(outcomes: list[Outcome]) -> int:
+    return sum(row.amount_minor for row in outcomes if isinstance(row, Reversed))
+
+
+def test_a_refund_before_its_payment_counts_once_in_the_journal() -> None:
+    in_order = run(A, CARD, refund("ch_1", 6_000))
+    early = run(refund("ch_1", 6_000), A, CARD)
+    (orphan,) = early.of(Reversed)[:1]
+    assert (orphan.invoice_number, orphan.amount_minor) == ("", 6_000)
+    assert "nothing left to reverse" in orphan.reason
+    assert money_out(early.outcomes) == money_out(in_order.outcomes) == 6_000
+    net = {key: amount for key, amount in journal(early.outcomes).items() if key[1]}
+    assert net == journal(in_order.outcomes) == {("ch_1", "INV-100108"): 4_000}
+    assert early.state("INV-100108") == ("reopened", 6_000)
+    assert early.ledger is not None
+    assert early.ledger.orphans == {}
+
+
+def test_a_refund_whose_payment_never_comes_is_reported_and_kept() -> None:
+    driver = run(A, refund("ch_9", 500))
+    assert [(r.invoice_number, r.amount_minor) for r in driver.of(Reversed)] == [("", 500)]
+    assert driver.ledger is not None
+    assert list(driver.ledger.orphans) == ["ch_9"]
+    assert driver.state("INV-100108") == ("open", 10_000)
