@@ -25,8 +25,8 @@ banks that pass the originator's text through write "<payer> <references>"
 ("COBALT INDUSTRIES SAS INV-10017"), so the words before the first
 reference-like token are taken as the payer when (1) every such word is a
 plain word (letters and & . ' -), (2) a reference-like token does follow (a
-label such as INV, Invoice, RE, PO, Rechnung, or a number of 3+ digits,
-optionally behind a short letter prefix), and (3) the first word is not a
+label such as INV, Invoice, RE, PO, Rechnung, or a word holding 3+ digits,
+typos included: "INV-1O1644"), and (3) the first word is not a
 bank phrase (ACH, Wire, Transfer, TFR, Lock box...). Texts with "key: value"
 tags are left alone. The full text always stays in `references`.
 """
@@ -59,8 +59,8 @@ _SPLIT = re.compile(r"/\s+(?=(?:01|02|03|16|49|88|98|99),)")
 _RETURN_REASON = re.compile(r"\bR\d{2}\b")
 _EREF = re.compile(r"^EREF:\s*(\S+)")
 _FROM_TAG = re.compile(r"(?:^|,)\s*From:\s*([^,]+)")
-_NAME_WORD = re.compile(r"&|[^\W\d_][\w&.'\-]*")
-_REF_WORD = re.compile(r"#?[A-Za-z]{0,6}[-#/.]?\d{3,}[\w/\-.]*")
+_NAME_WORD = re.compile(r"&|[^\W\d_][^\W\d]*(?:['.\-&][^\W\d]*)*\.?")
+_DIGIT = re.compile(r"\d")
 _REF_LABELS = frozenset(
     {
         "#",
@@ -375,7 +375,7 @@ def _leading_payer(text: str) -> str | None:
         return None
     words: list[str] = []
     for word in text.split():
-        if word.upper() in _REF_LABELS or _REF_WORD.fullmatch(word):
+        if word.upper() in _REF_LABELS or len(_DIGIT.findall(word)) >= 3:
             return _plausible(" ".join(words)) if words else None
         if not _NAME_WORD.fullmatch(word):
             return None

@@ -52,6 +52,11 @@ NAMES = [
     ("Globex Retail SAS Rechnung INV-100264", "Globex Retail SAS"),
     ("Kestrel Systems Inc INV-100190 + INVOICE NO. INV-100094 + RE 100054", "Kestrel Systems Inc"),
     ("O'Brien & Sons #1001", "O'Brien & Sons"),
+    # mistyped references still end the name (O for 0, I for 1)
+    ("Redwood Outfitters INV10O617", "Redwood Outfitters"),
+    ("HOOLI SYSTEMS LTD INV-1O1644", "HOOLI SYSTEMS LTD"),
+    ("Harbor Textiles SAS INV-I01652", "Harbor Textiles SAS"),
+    ("Smith-Jones Co. INV 1001", "Smith-Jones Co"),
     ("Müller GmbH Rechnung 4711", "Müller GmbH"),
     ("RTP Incoming,From: SAMPLE INC, Remittance Info: RTR6", "SAMPLE INC"),
     # no reference after the words: nothing says where a name would end
@@ -67,6 +72,7 @@ NAMES = [
     ("ACH Credit Receipt Return,Return To: Test, Remittance Info", None),
     ("INV-100036", None),
     ("AB INV-100036", None),
+    ("X2 Corp INV-1001", None),  # a word with digits that is no reference
 ]
 
 
