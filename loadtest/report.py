@@ -22,7 +22,7 @@ import orjson
 
 from arrecon.loadtest.driver import medians
 
-__all__ = ["load_runs", "markdown_table", "plot"]
+__all__ = ["load_runs", "markdown_table", "plot", "plot_rss"]
 
 COLUMNS = (
     ("mode", "mode"),
@@ -108,16 +108,42 @@ def plot(rows: Sequence[dict[str, Any]], png: Path) -> Path:
     return png
 
 
+def plot_rss(runs: Sequence[dict[str, Any]], png: Path) -> Path:
+    """Engine RSS (MiB) over the run's time, one line per run."""
+    matplotlib: Any = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")
+    pyplot: Any = importlib.import_module("matplotlib.pyplot")
+    figure, axes = pyplot.subplots(figsize=(8, 4))
+    for run in runs:
+        samples = run["engine"]["rss_mib"]["samples"]
+        offered = _offered(run["config"]["rate_eps"])
+        label = f"{run['mode']} {offered}, {run['send']['accepted']} sent"
+        axes.plot([t for t, _m in samples], [mib for _t, mib in samples], label=label)
+    axes.set_xlabel("seconds since engine start")
+    axes.set_ylabel("engine RSS (MiB)")
+    axes.set_title("arrecon run: resident memory over a run")
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=110)
+    pyplot.close(figure)
+    return png
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(results: tuple[Path, ...], png: Path | None) -> None:
-    """Print the median table of RESULTS; with --png, draw the latency plot."""
-    rows = medians(load_runs(results))
+@click.option("--rss-png", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def main(results: tuple[Path, ...], png: Path | None, rss_png: Path | None) -> None:
+    """Print the median table of RESULTS; --png: latency plot; --rss-png: memory plot."""
+    runs = load_runs(results)
+    rows = medians(runs)
     rows.sort(key=lambda row: (row["mode"], _order(float(row["offered_rate_eps"]))))
     click.echo(markdown_table(rows))
     if png is not None:
         click.echo(f"plot: {plot(rows, png)}")
+    if rss_png is not None:
+        click.echo(f"plot: {plot_rss(runs, rss_png)}")
 
 
 if __name__ == "__main__":
