@@ -290,13 +290,23 @@ class Fact:
 
         A ref is also written under its numeric core, so "4711" finds "INV-4711".
         """
+        if self.kind is not FactKind.NAME:
+            return _fact_keys(self.kind, self.value)
         token = _normalize(self.kind, self.value)
         if not token:
             return ()
-        if self.kind is FactKind.NAME:
-            return (f"{NAME_PREFIX}{token}{_NAME_SEPARATOR}{self.customer_id}",)
-        core = _core(token) if self.kind is FactKind.REF else None
-        return (f"{self.kind}:{token}",) + ((f"{CORE_PREFIX}{core}",) if core else ())
+        return (f"{NAME_PREFIX}{token}{_NAME_SEPARATOR}{self.customer_id}",)
+
+
+@lru_cache(maxsize=1 << 16)
+def _fact_keys(kind: FactKind, value: str) -> tuple[str, ...]:
+    """Store keys of a fact other than a name; memoised (a fact is written, then
+    looked up by the parked items it may place)."""
+    token = _normalize(kind, value)
+    if not token:
+        return ()
+    core = _core(token) if kind is FactKind.REF else None
+    return (f"{kind}:{token}",) + ((f"{CORE_PREFIX}{core}",) if core else ())
 
 
 # Memo sizes: every event is planned once when it arrives and again on each
