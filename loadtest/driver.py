@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import hmac
 import itertools
@@ -77,6 +78,17 @@ DRAIN_POLL_S = 0.05
 STRIPE_PATH = "/webhooks/stripe"
 E2E_TARGET_P50_MS = 50.0
 E2E_TARGET_P99_MS = 1000.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
 
 
 class DriverError(RuntimeError):
@@ -389,7 +401,13 @@ class Engine:
         command += ["--port", str(self.port)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                # Only a C call between fork and exec (libc resolved in the parent).
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
             )
         self._wait_ready()
         return self
@@ -431,6 +449,12 @@ class Engine:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait(timeout=10)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the engine when the driver dies, so a killed run leaves no orphan."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _engine_env(state: DemoState, kafka: str | None, topic: str) -> dict[str, str]:
