@@ -39,7 +39,7 @@ from arrecon.state.outcomes import Rejected
 
 __all__ = ["ClickHouseSink", "JournalSource", "SinkItem", "kafka_input", "position_of"]
 
-POLL_IDLE = timedelta(milliseconds=50)
+POLL_IDLE = timedelta(milliseconds=10)
 READ_BATCH = 1000
 _SEGMENT_SPAN = 1 << 40
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
