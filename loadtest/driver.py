@@ -59,6 +59,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from arrecon.flows.demo import Delivery, DemoState, as_delivery, deliveries
 from arrecon.flows.services import KafkaService, free_port
+from arrecon.loadtest.rawhttp import RawHttpPool
 
 __all__ = [
     "DriverConfig",
@@ -591,7 +592,7 @@ class Observer:
 
 
 async def send_all(
-    client: httpx.AsyncClient,
+    client: RawHttpPool,
     requests: Sequence[Delivery],
     state: DemoState,
     config: DriverConfig,
@@ -623,7 +624,7 @@ async def send_all(
 
 
 async def _send_one(
-    client: httpx.AsyncClient, delivery: Delivery, stats: SendStats, slots: asyncio.Semaphore
+    client: RawHttpPool, delivery: Delivery, stats: SendStats, slots: asyncio.Semaphore
 ) -> None:
     began = time.monotonic()
     try:
@@ -637,7 +638,7 @@ async def _send_one(
     stats.last_answer_s = max(stats.last_answer_s, ended)
 
 
-async def _post(client: httpx.AsyncClient, delivery: Delivery, stats: SendStats) -> str:
+async def _post(client: RawHttpPool, delivery: Delivery, stats: SendStats) -> str:
     """POST once; resend once when the connection broke (as a provider retries).
 
     A kept-alive connection the server closed just as the request went out
@@ -645,15 +646,13 @@ async def _post(client: httpx.AsyncClient, delivery: Delivery, stats: SendStats)
     """
     for attempt in range(2):
         try:
-            answer = await client.post(
-                delivery.path, content=delivery.body, headers=delivery.headers
-            )
-        except httpx.TransportError as error:
+            status = await client.post(delivery.path, delivery.headers, delivery.body)
+        except OSError as error:
             if attempt == 0:
                 stats.retries += 1
                 continue
             return f"error:{type(error).__name__}"
-        return str(answer.status_code)
+        return str(status)
     raise AssertionError("unreachable")
 
 
@@ -671,16 +670,16 @@ async def _drive(
 ) -> None:
     config = result.config
     observer = Observer(engine, result, kafka, topic)
-    limits = httpx.Limits(
-        max_connections=config.concurrency, max_keepalive_connections=config.concurrency
-    )
     done = asyncio.Event()
     try:
-        async with httpx.AsyncClient(base_url=engine.base_url, limits=limits, timeout=60) as client:
+        client = await RawHttpPool("127.0.0.1", engine.port, config.concurrency).open()
+        try:
             monitor = asyncio.create_task(observer.run_until(done))
             await send_all(client, requests, state, config, result.send)
             done.set()
             await monitor
+        finally:
+            await client.aclose()
         target = result.send.accepted
         await observer.wait_drained(target, config.drain_timeout_s, result.send.first_send_s)
         await observer.collect_final()
