@@ -604,8 +604,13 @@ def _facts(event: Event, customer_id: str) -> list[Fact]:
         memo = [Fact(FactKind.REF, event.memo_number, customer_id)] if event.memo_number else []
         return memo + _hint_facts(event.hints, customer_id)
     if isinstance(event, PaymentReceived):
-        paid = Fact(FactKind.PAYMENT, event.payment_id, customer_id)
-        return [paid, *_hint_facts(event.hints, customer_id)]
+        # Provider handles among the refs ("shopify_order:<id>") are how later
+        # disputes and refunds name this payment, so they are learned as payments.
+        handles = [ref for ref in event.invoice_refs if _NAMESPACED_ID.match(ref)]
+        paid = [
+            Fact(FactKind.PAYMENT, value, customer_id) for value in (event.payment_id, *handles)
+        ]
+        return [*paid, *_hint_facts(event.hints, customer_id)]
     if isinstance(event, PaymentReversed):
         ids = (event.payment_id, event.reversal_id)
         return [Fact(FactKind.PAYMENT, value, customer_id) for value in ids]

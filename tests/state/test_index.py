@@ -627,3 +627,19 @@ def test_memoised_reference_functions_equal_their_plain_forms(text: str) -> None
     assert normalize_name(text) == normalize_name.__wrapped__(text)
     if text:
         assert extract_references(text) == _extract.__wrapped__(text)
+
+
+def test_a_dispute_naming_the_order_handle_reaches_the_customer_of_the_sale() -> None:
+    index = CustomerIndex(DictStore())
+    sale = PaymentReceived(
+        event_id="shopify:txn:1",
+        occurred_at=datetime(2026, 3, 2, tzinfo=UTC),
+        payment_id="7200000013",
+        amount=Money(1000, "USD"),
+        source="shopify",
+        invoice_refs=("shopify_order:5100037074", "#1002"),
+    )
+    index.learn(CustomerIndex.facts_for(sale, "CUST-135"))
+    answer = index.resolve(ResolveQuery(payment_id="shopify_order:5100037074"))
+    assert answer.customer_id == "CUST-135"
+    assert answer.method == "payment_id"
