@@ -49,14 +49,17 @@ __all__ = [
 
 UNRESOLVED_REASON = "customer_unresolved"
 PROCESSOR_PREFIX = "processor:"
+# Events of one envelope (a bank statement's entries) get `sub` = index * this;
+# items they release take the subs just after, so every event has its own slot.
+RELEASE_SPAN = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class Stamped:
     """An event, the arrival time used as `now`, and its place in the input.
 
-    `sub` orders items released by the same input item (0 = the item itself,
-    1.. = parked items it released).
+    `sub` orders the events of one input item (`index * RELEASE_SPAN`) and the
+    parked items each of them released (the subs right after it).
     """
 
     position: int
@@ -106,7 +109,8 @@ def decode_stamped(envelope: RawEnvelope | InputError) -> list[Stamped | Tagged]
         return [_input_rejected(envelope)]
     decoded = decode_envelope(envelope)
     out: list[Stamped | Tagged] = [
-        Stamped(envelope.position, 0, envelope.received_at, event) for event in decoded.events
+        Stamped(envelope.position, index * RELEASE_SPAN, envelope.received_at, event)
+        for index, event in enumerate(decoded.events)
     ]
     for number, rejection in enumerate(decoded.rejections):
         reason = f"{rejection.reason}: {rejection.detail}" if rejection.detail else rejection.reason
@@ -299,7 +303,7 @@ class Resolver:
                 continue
             self._unwatch(parked)
             event = parked.item.event
-            sub = done + len(out) + 1
+            sub = trigger.sub + done + len(out) + 1
             new_facts = CustomerIndex.facts_for(event, customer_id)
             self._write(new_facts)
             learned.extend(new_facts)
