@@ -105,7 +105,14 @@ class _Progress:
 
 
 class _LinePartition(StatefulSourcePartition[RawEnvelope | InputError, tuple[int, int]]):
-    def __init__(self, path: Path, resume: tuple[int, int] | None, progress: _Progress) -> None:
+    def __init__(
+        self,
+        path: Path,
+        resume: tuple[int, int] | None,
+        progress: _Progress,
+        batch_lines: int = BATCH_LINES,
+    ) -> None:
+        self.batch_lines = batch_lines
         self.line_number, offset = resume or (0, 0)
         self.file = path.open("rb")
         self.file.seek(offset)
@@ -114,7 +121,7 @@ class _LinePartition(StatefulSourcePartition[RawEnvelope | InputError, tuple[int
 
     def next_batch(self) -> Iterable[RawEnvelope | InputError]:
         batch: list[RawEnvelope | InputError] = []
-        for _ in range(BATCH_LINES):
+        for _ in range(self.batch_lines):
             text = self.file.readline()
             if not text:
                 break
@@ -140,7 +147,8 @@ class _LinePartition(StatefulSourcePartition[RawEnvelope | InputError, tuple[int
 class JsonlSource(FixedPartitionedSource[RawEnvelope | InputError, tuple[int, int]]):
     """A replay file as one resumable partition."""
 
-    def __init__(self, path: Path, progress: _Progress) -> None:
+    def __init__(self, path: Path, progress: _Progress, batch_lines: int = BATCH_LINES) -> None:
+        self.batch_lines = batch_lines
         self.path = path
         self.progress = progress
 
@@ -150,7 +158,7 @@ class JsonlSource(FixedPartitionedSource[RawEnvelope | InputError, tuple[int, in
     def build_part(
         self, step_id: str, for_part: str, resume_state: tuple[int, int] | None
     ) -> _LinePartition:
-        return _LinePartition(self.path, resume_state, self.progress)
+        return _LinePartition(self.path, resume_state, self.progress, self.batch_lines)
 
 
 class _CollectPartition(StatelessSinkPartition[Tagged]):
@@ -232,14 +240,18 @@ def replay(
     out_dir: Path,
     config: FlowConfig | None = None,
     progress: bool | None = None,
+    batch_lines: int = BATCH_LINES,
 ) -> Path:
-    """Run the real flow over `input_path`; write and return `out_dir/outcomes.jsonl`."""
+    """Run the real flow over `input_path`; write and return `out_dir/outcomes.jsonl`.
+
+    `batch_lines` (lines per source batch) must not change the output.
+    """
     size = _check_readable(input_path)
     show = sys.stderr.isatty() if progress is None else progress
     meter = _Progress(size, sys.stderr if show else None)
     sink = CollectSink()
     config = config or FlowConfig(snapshots=False)
-    flow = build_flow(JsonlSource(input_path, meter), sink, config)
+    flow = build_flow(JsonlSource(input_path, meter, batch_lines), sink, config)
     with _rare_collections():
         run_main(flow)  # type: ignore[no-untyped-call]
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -176,6 +176,9 @@ class Resolver:
     # Parking order by id(parked): hopeful items are listed in order without a scan.
     _order: dict[int, int] = field(default_factory=dict, repr=False)
     _parked_count: int = field(default=0, repr=False)
+    # Keys and names written during the current batch (see `_stale`).
+    _batch_keys: set[str] = field(default_factory=set, repr=False)
+    _batch_names: bool = field(default=False, repr=False)
     # Parked items that carry a payer name, grouped by it.
     _by_payer: dict[str, dict[int, Parked]] = field(default_factory=dict, repr=False)
     # Parked items with a payer name one of whose keys was written since their last check.
@@ -207,28 +210,48 @@ class Resolver:
             self._by_payer.setdefault(payer_name, {})[id(parked)] = parked
 
     def on_batch(self, items: Sequence[Stamped]) -> list[Routed | Tagged]:
+        """Resolve a batch with one look-up, then in order as if one item at a time.
+
+        An answer read at the start of the batch is re-checked when a fact
+        learned earlier in the same batch touches one of its keys (or a new
+        name when it carries a payer name), so the result never depends on
+        where batch boundaries fall.
+        """
         queries = [CustomerIndex.query_for(item.event) for item in items]
         answers = self.index.resolve_many([query for query in queries if query is not None])
         answer_iter = iter(answers)
         out: list[Routed | Tagged] = []
-        learned = False
+        self._batch_keys, self._batch_names = set(), False
         for item, query in zip(items, queries, strict=True):
             if query is None:
                 out.extend(self._route_processor(item))
                 continue
             resolution = next(answer_iter)
-            if not resolution.resolved and learned:
+            if self._stale(query):
                 resolution = self.index.resolve(query)
             customer_id = resolution.customer_id
             if customer_id is None:
                 out.extend(self._park_or_reject(item, query, resolution.evidence))
                 continue
             facts = self._learn(item.event, customer_id, resolution.method)
-            learned = learned or bool(facts)
             out.append(Routed(customer_id, customer_id, item))
             if self.parked and facts and _teaches(item.event):
                 out.extend(self._release(item, facts))
         return out
+
+    def _stale(self, query: ResolveQuery) -> bool:
+        """Whether facts learned in this batch may change the batch-start answer."""
+        if self._batch_names and query.payer_name:
+            return True
+        return bool(self._batch_keys) and not self._batch_keys.isdisjoint(
+            CustomerIndex.wanted_keys(query)
+        )
+
+    def _note(self, facts: Sequence[Fact]) -> None:
+        for fact in facts:
+            self._batch_keys.update(fact.store_keys())
+            if fact.kind is FactKind.NAME:
+                self._batch_names = True
 
     def _learn(self, event: Event, customer_id: str, method: str) -> list[Fact]:
         # A payer account is learned only from a confirmed match, never a fuzzy name.
@@ -239,6 +262,7 @@ class Resolver:
     def _write(self, facts: Sequence[Fact]) -> None:
         """Store the facts; mark the parked payer-name items whose keys they wrote."""
         self.index.learn(facts)
+        self._note(facts)
         if not self._by_payer:
             return
         for fact in facts:

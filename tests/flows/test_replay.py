@@ -185,3 +185,18 @@ def test_lines_that_are_not_envelopes_become_rejections(tmp_path: Path, line: st
     records = run(tmp_path, [line])
     assert [r["type"] for r in records] == ["rejected"]
     assert records[0]["line"] == 1
+
+
+def test_output_does_not_depend_on_batch_boundaries(tmp_path: Path) -> None:
+    from arrecon.loadtest.generator import MessConfig, write
+
+    stream = tmp_path / "input.jsonl"
+    write(stream, tmp_path / "truth.jsonl", MessConfig(), seed=4, n_events=3000)
+    outputs = {
+        lines: replay(
+            stream, tmp_path / f"b{lines}", progress=False, batch_lines=lines
+        ).read_bytes()
+        for lines in (7, 500, 5000)
+    }
+    assert outputs[7] == outputs[500] == outputs[5000]
+    assert outputs[500].count(b'"applied"') > 100
