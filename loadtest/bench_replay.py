@@ -1,7 +1,7 @@
 """Replay throughput: input lines per second of `arrecon replay`, one worker.
 
 Why: replay runs the real flow (decode, resolve, ledgers, fees, rendering), so
-its rate is the engine's rate on one core (issue 5 target: >= 25k events/s
+its rate is the engine's rate on one core (target: >= 25k events/s
 over a 200k-event generated stream). Each run is a fresh process, so no memo
 or cache carries over from one run to the next; its CPU time (user + system,
 all threads, from `wait4`) is reported next to wall time because a shared,
