@@ -25,7 +25,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.connectors.kafka import operators as kafka_op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.connectors.intake import decode_envelope
@@ -45,6 +45,7 @@ _SEGMENT_SPAN = 1 << 40
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SinkItem = Tagged | Stamped | RawEnvelope
+SINK_KEY = "rows"
 
 
 def position_of(offset: JournalOffset) -> int:
@@ -202,8 +203,12 @@ def _report(report: BatchReport) -> None:
         metrics.SINK_ROWS.labels(report.table).inc(report.rows)
 
 
-class _ClickHousePartition(StatelessSinkPartition[SinkItem]):
+class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
     """Buffers rows and flushes them at most `flush_ms` after the oldest arrived.
+
+    `snapshot()` flushes synchronously: Bytewax calls it at the end of every
+    epoch before committing the recovery snapshot, so no input is marked done
+    while its rows are still only in this buffer (at-least-once holds).
 
     Why a flusher thread: flushing on every Bytewax batch made the flow wait on
     several inserts per handful of events; flushing only when the next batch
@@ -246,6 +251,12 @@ class _ClickHousePartition(StatelessSinkPartition[SinkItem]):
             if len(self.pending) >= self.max_pending:
                 self._flush_locked()
 
+    def snapshot(self) -> None:
+        if self.error is not None:
+            raise self.error
+        with self.lock:
+            self._flush_locked()
+
     def _flush_loop(self) -> None:
         while not self.closing.wait(self.flush_s / 2):
             with self.lock:
@@ -274,8 +285,13 @@ class _ClickHousePartition(StatelessSinkPartition[SinkItem]):
             self.writer.close()
 
 
-class ClickHouseSink(DynamicSink[SinkItem]):
-    """Outcome, customer, fee and raw-envelope rows into ClickHouse (chDB or server)."""
+class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
+    """Outcome, customer, fee and raw-envelope rows into ClickHouse (chDB or server).
+
+    One partition, hosted by process 0: every row goes through one writer (chDB
+    admits one process per folder; with a ClickHouse server this is simply the
+    documented choice). Items arrive keyed by `SINK_KEY`.
+    """
 
     def __init__(
         self,
@@ -283,15 +299,20 @@ class ClickHouseSink(DynamicSink[SinkItem]):
         on_written: Callable[[list[SinkItem]], None] = lambda _items: None,
         flush_ms: int = 50,
         max_pending: int = 20_000,
+        process_id: int = 0,
         **writer_options: Any,
     ) -> None:
         self.dsn = dsn
+        self.process_id = process_id
         self.on_written = on_written
         self.flush_ms = flush_ms
         self.max_pending = max_pending
         self.writer_options = writer_options
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ClickHousePartition:
+    def list_parts(self) -> list[str]:
+        return [SINK_KEY] if self.process_id == 0 else []
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ClickHousePartition:
         # The partition decides when to flush; the writer only splits big tables.
         options = {"on_batch": _report, "batch_ms": 10**9, **self.writer_options}
         writer = ClickHouseWriter(self.dsn, **options).open()

@@ -23,7 +23,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import Sink
+from bytewax.outputs import FixedPartitionedSink, Sink
 
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.flows.steps import (
@@ -168,6 +168,10 @@ def _is_routed(item: Routed | Tagged) -> TypeGuard[Routed]:
     return isinstance(item, Routed)
 
 
+def _sink_key(_item: Any) -> str:
+    return "rows"
+
+
 def _is_processor(pair: tuple[str, Routed]) -> bool:
     return pair[0].startswith(PROCESSOR_PREFIX)
 
@@ -229,7 +233,10 @@ def build_flow(
         outputs.append(op.filter("record_events", split.trues, _is_customer_or_payout))
         outputs.append(op.filter("raw_envelopes", envelopes, _is_envelope))
     merged = op.merge("outputs", *outputs)
-    op.output("sink", merged, sink)
+    if isinstance(sink, FixedPartitionedSink):  # e.g. ClickHouse: one keyed partition
+        op.output("sink", op.key_on("sink_key", merged, _sink_key), sink)
+    else:
+        op.output("sink", merged, sink)
     if alert_sink is not None:
         op.output("alerts", merged, alert_sink)
     return flow

@@ -158,7 +158,7 @@ def run_flow(runtime: Runtime, process_id: int = 0, addresses: list[str] | None 
     settings = runtime.settings
     flow = build_flow(
         runtime.flow_input,
-        ClickHouseSink(runtime.clickhouse_dsn),
+        ClickHouseSink(runtime.clickhouse_dsn, process_id=process_id),
         runtime.flow_config,
         record_events=True,
         alert_sink=AlertSink.from_env(),
