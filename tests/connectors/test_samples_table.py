@@ -1,4 +1,4 @@
-"""Every bank sample in /work/shared/samples through its decoder.
+"""Every bank sample in ../shared/samples (beside the repository) through its decoder.
 
 Each row: file, envelope kind, events, sum of credited minor units
 (PaymentReceived + PayoutCredited), reversals, rejection reasons. Totals were
