@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -317,8 +317,3 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
         options = {"on_batch": _report, "batch_ms": 10**9, **self.writer_options}
         writer = ClickHouseWriter(self.dsn, **options).open()
         return _ClickHousePartition(writer, self.on_written, self.flush_ms, self.max_pending)
-
-
-def record_events(items: Iterable[Stamped]) -> list[Stamped]:
-    """Events that have rows of their own (customers, payout fee lines)."""
-    return [item for item in items if isinstance(item.event, CustomerUpserted | PayoutSettled)]

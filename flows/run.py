@@ -196,7 +196,3 @@ def run(
         if on_ready is not None:
             on_ready(runtime)
         run_flow(runtime, process_id, addresses)
-
-
-def data_dir_of(path: str | None) -> Path | None:
-    return Path(path) if path else None
