@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 
 import orjson
 
+from arrecon.connectors.amazon import COLUMNS as AMAZON_COLUMNS
 from arrecon.state.money import exponent, format_minor
 
 __all__ = [
@@ -670,33 +671,6 @@ def bai2_file(
 
 
 # --- Amazon -----------------------------------------------------------------------
-
-AMAZON_COLUMNS = (
-    "settlement-id",
-    "settlement-start-date",
-    "settlement-end-date",
-    "deposit-date",
-    "total-amount",
-    "currency",
-    "transaction-type",
-    "order-id",
-    "merchant-order-id",
-    "adjustment-id",
-    "shipment-id",
-    "marketplace-name",
-    "amount-type",
-    "amount-description",
-    "amount",
-    "fulfillment-id",
-    "posted-date",
-    "posted-date-time",
-    "order-item-code",
-    "merchant-order-item-id",
-    "merchant-adjustment-item-id",
-    "sku",
-    "quantity-purchased",
-    "promotion-id",
-)
 
 
 @dataclass(frozen=True, slots=True)
