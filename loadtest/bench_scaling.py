@@ -165,7 +165,7 @@ class EngineProcess:
         if hwm is not None:
             self.hwm_kib = max(self.hwm_kib, hwm)
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_tail(self, lines: int = 80) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -248,9 +248,11 @@ def produce_stream(bootstrap: str, topic: str, stream: Path) -> int:
 # --- correctness -------------------------------------------------------------------------------
 
 
+# Keyed by payment and invoice, not by row id: a row id derives from the input
+# position, which differs between runs that read partitions in another order.
 APPLICATIONS_SQL = (
-    "SELECT application_id, any(payment_id), any(invoice_number), any(amount_minor), "
-    "max(reversed) FROM applications FINAL GROUP BY application_id"
+    "SELECT payment_id, invoice_number, sum(if(reversed, 0, amount_minor)) "
+    "FROM applications FINAL GROUP BY payment_id, invoice_number"
 )
 
 
@@ -259,7 +261,7 @@ class Tables:
     """What a run left in ClickHouse that two runs must agree on."""
 
     open_minor: dict[str, int]
-    applications: dict[str, int]  # application id -> signed amount (negative if reversed)
+    applications: dict[str, int]  # "payment_id invoice_number" -> amount applied, not reversed
 
 
 def read_tables(dsn: str) -> Tables:
@@ -274,7 +276,7 @@ def read_tables(dsn: str) -> Tables:
         release_client(dsn)
     return Tables(
         {str(number): int(open_minor) for number, open_minor in invoices.result_rows},
-        {str(row[0]): -int(row[3]) if row[4] else int(row[3]) for row in applications},
+        {f"{payment} {invoice}": int(amount) for payment, invoice, amount in applications},
     )
 
 
