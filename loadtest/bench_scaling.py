@@ -18,7 +18,8 @@ What it measures, per run:
   the last observed progress is the end, so the settle wait is not counted;
 - events/s over that elapsed time (start-up included) and in the steady part
   (first written event to the last progress);
-- CPU seconds and peak RSS of the engine processes (from /proc, before they stop);
+- CPU seconds of the engine processes up to the last progress, the share of a
+  core each burns while idle afterwards, and their peak RSS (all from /proc);
 - correctness: the final open amount of every invoice (`invoices FINAL`) must
   be the same in the 1- and 2-process runs, and equal to `arrecon replay`.
 
@@ -333,11 +334,14 @@ class Progress:
     events_in: int = 0
     outcomes: int = 0
     samples: list[tuple[float, int]] = field(default_factory=list)
+    cpu_at_change_s: list[float] = field(default_factory=list)
+    idle_cpu_share: list[float] = field(default_factory=list)
 
-    def observe(self, now: float, events_in: int, outcomes: int) -> None:
+    def observe(self, now: float, events_in: int, outcomes: int, cpu_s: list[float]) -> None:
         if (events_in, outcomes) != (self.events_in, self.outcomes):
             self.last_change_s = now - self.t0
             self.samples.append((round(now - self.t0, 3), events_in))
+            self.cpu_at_change_s = cpu_s
         if self.first_event_s is None and events_in > 0:
             self.first_event_s, self.first_events = now - self.t0, events_in
         self.events_in, self.outcomes = events_in, outcomes
@@ -378,9 +382,15 @@ def wait_for_events(
         if text is not None:
             events_in = int(metric_sum(text, "arrecon_events_in_total") or 0)
             outcomes = int(metric_sum(text, "arrecon_outcomes_total") or 0)
-            progress.observe(now, events_in, outcomes)
+            progress.observe(now, events_in, outcomes, [engine.cpu_s for engine in engines])
         done = progress.events_in >= expected
-        if done and now - progress.t0 - progress.last_change_s >= settle_s:
+        idle_s = now - progress.t0 - progress.last_change_s
+        if done and idle_s >= settle_s:
+            # CPU burnt with nothing left to do: polling, not work.
+            spent = zip(engines, progress.cpu_at_change_s, strict=True)
+            progress.idle_cpu_share = [
+                (engine.cpu_s - at) / max(idle_s, 1e-9) for engine, at in spent
+            ]
             return progress
         if now > deadline:
             raise RuntimeError(f"{progress.events_in}/{expected} events after {timeout_s}s")
@@ -427,7 +437,7 @@ def _run_figures(
     elapsed_s = progress.last_change_s
     first_s = progress.first_event_s or 0.0
     steady_s = max(elapsed_s - first_s, 1e-9)
-    cpu_s = sum(engine.cpu_s for engine in engines)
+    cpu_s = sum(progress.cpu_at_change_s)
     return {
         "processes": processes,
         "events": progress.events_in,
@@ -438,7 +448,8 @@ def _run_figures(
         "steady_events_per_s": round((expected - progress.first_events) / steady_s, 1),
         "engine_cpu_s": round(cpu_s, 2),
         "events_per_cpu_s": round(expected / cpu_s, 1) if cpu_s else None,
-        "cpu_s_per_process": [round(engine.cpu_s, 2) for engine in engines],
+        "cpu_s_per_process": [round(cpu, 2) for cpu in progress.cpu_at_change_s],
+        "idle_cpu_share_per_process": [round(share, 3) for share in progress.idle_cpu_share],
         "peak_rss_mib_per_process": [round(engine.hwm_kib / 1024, 1) for engine in engines],
         "outcomes": progress.outcomes,
         "loadavg_start": load_start,
