@@ -134,6 +134,9 @@ _PROCESSORS = (
     ("shopify", re.compile(r"\bSHOPIFY\b", re.IGNORECASE)),
     ("amazon", re.compile(r"\bAMAZON\b|\bAMZN\b", re.IGNORECASE)),
 )
+# On lower-cased ASCII text this matches wherever a pattern above could, so
+# one cheap search rules most credits out (IGNORECASE search is slow).
+_MAYBE_PAYOUT = re.compile(r"po_|stripe|shopify|amazon|amzn")
 
 
 def classify_payout(payer_name: str | None, texts: Sequence[str]) -> tuple[str, str] | None:
@@ -144,6 +147,11 @@ def classify_payout(payer_name: str | None, texts: Sequence[str]) -> tuple[str, 
     name themselves. The reference is the `po_` id, else the first text.
     """
     haystack = [payer_name or "", *texts]
+    joined = "\n".join(haystack)
+    # Non-ASCII text takes the full path: IGNORECASE also folds letters such
+    # as U+017F (long s) that lower() leaves alone.
+    if joined.isascii() and _MAYBE_PAYOUT.search(joined.lower()) is None:
+        return None
     po_match = next((m for t in haystack if (m := _PO_REF.search(t))), None)
     if po_match is not None:
         return "stripe", po_match.group(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -247,12 +248,68 @@ def test_csv_default_profile_ids_stable_per_file() -> None:
         ("AMAZON PAYMENTS EUROPE", (), ("amazon", "")),
         ("Stripes Ltd", ("invoice 5",), None),
         ("ACME", ("INV-1",), None),
+        ("ACME", ("ref PO_1AbCdEfGh",), None),
+        ("Acme", ("paid via Amzn Payments",), ("amazon", "paid via Amzn Payments")),
+        # Unicode case folding: the long s (U+017F) matches S under IGNORECASE.
+        ("\u017ftripe Payments", ("P9",), ("stripe", "P9")),
+        ("Acme", ("r\u00e9f STRIPE",), ("stripe", "r\u00e9f STRIPE")),
+        ("Acme", ("AMAZON\u00e9",), None),
     ],
 )
 def test_classify_payout(
     payer: str, texts: tuple[str, ...], expected: tuple[str, str] | None
 ) -> None:
     assert classify_payout(payer, texts) == expected
+
+
+_PO_REF = re.compile(r"\bpo_[A-Za-z0-9]{6,}\b")
+_PROCESSOR_PATTERNS = (
+    ("stripe", re.compile(r"\bSTRIPE\b", re.IGNORECASE)),
+    ("shopify", re.compile(r"\bSHOPIFY\b", re.IGNORECASE)),
+    ("amazon", re.compile(r"\bAMAZON\b|\bAMZN\b", re.IGNORECASE)),
+)
+
+
+def _classify_every_pattern(payer: str | None, texts: list[str]) -> tuple[str, str] | None:
+    """The rule written out without any pre-filter, to compare against."""
+    haystack = [payer or "", *texts]
+    po_match = next((m for t in haystack if (m := _PO_REF.search(t))), None)
+    if po_match is not None:
+        return "stripe", po_match.group(0)
+    for processor, pattern in _PROCESSOR_PATTERNS:
+        if any(pattern.search(text) for text in haystack):
+            return processor, next((t.strip() for t in texts if t.strip()), "")
+    return None
+
+
+_WORDS = st.sampled_from(
+    [
+        "stripe",
+        "STRIPE",
+        "sTrIpE",
+        "\u017ftripe",
+        "shopify",
+        "Shopify",
+        "amazon",
+        "AMZN",
+        "amzn",
+        "po_1AbCdEf",
+        "PO_1AbCdEf",
+        "po_12",
+        "Stripes",
+        "ACME",
+        "INV-7",
+        "_",
+        "\u00e9",
+        "K",
+    ]
+)
+_TEXTS = st.lists(st.one_of(_WORDS, st.text(max_size=6)), max_size=4).map(" ".join)
+
+
+@given(st.one_of(st.none(), _TEXTS), st.lists(_TEXTS, max_size=3))
+def test_classify_payout_matches_the_unfiltered_rule(payer: str | None, texts: list[str]) -> None:
+    assert classify_payout(payer, texts) == _classify_every_pattern(payer, texts)
 
 
 @pytest.mark.parametrize(
