@@ -6,6 +6,7 @@
 -- (`auto`; `auto_weak` is the part decided by a weak rule: fuzzy reference, exact
 -- amount or subset sum), applied by a person (`manual`, method 'manual'), or still
 -- unapplied (`open`).  The method is that of the payment's latest application.
+-- `payment_key` (migration 0004) only pre-filters; the join on payment_id decides.
 WITH
     day_payments AS (
         SELECT payment_id, argMax(status, version) AS payment_status
@@ -18,7 +19,7 @@ WITH
         SELECT payment_id, argMax(method, at) AS last_method
         FROM applications
         WHERE at <= {as_of:DateTime64(3, 'UTC')} AND reversed = 0
-          AND payment_id IN (SELECT payment_id FROM day_payments)
+          AND payment_key IN (SELECT cityHash64(payment_id) FROM day_payments)
         GROUP BY payment_id
     )
 SELECT

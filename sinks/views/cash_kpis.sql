@@ -13,10 +13,26 @@
 --   deductions_*       open 'deduction' / 'invalid_deduction' exceptions as of T;
 --                      ages are calendar days from opened_at to T
 --   disputed_*         disputes whose latest step at or before T is 'opened'
--- Only pairs with an application inside the window are read (whole history of
--- those pairs).  Applications are read with FINAL so a re-inserted row never counts twice;
--- exceptions and chargebacks are reduced with argMax, which duplicates cannot skew.
+-- How it stays fast: a pair counts only if its first application is inside the
+-- window, so it has a non-reversed row there; the whole history (every row up to
+-- T, reversals included) is read only for pairs whose hashed key (`pair_key`,
+-- migration 0004) appears in the window.  Keys pre-filter, strings decide: all rows
+-- of a pair share its key, so a pair passes whole, and a hash collision only adds
+-- pairs that HAVING / the joins on the string columns then drop.  Issue dates are
+-- read for the window's invoices only, and `pairs` is referenced once (a CTE is
+-- inlined at every reference).
+-- Applications are read with FINAL so a re-inserted row never counts twice (filtering
+-- before or after FINAL gives the same rows: a re-inserted row is identical to the
+-- first); exceptions and chargebacks are reduced with argMax, which duplicates
+-- cannot skew.
 WITH
+    window_keys AS (
+        SELECT pair_key, invoice_number
+        FROM applications
+        WHERE at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({period_days:UInt32})
+          AND at <= {as_of:DateTime64(3, 'UTC')}
+          AND reversed = 0
+    ),
     pairs AS (
         SELECT
             payment_id,
@@ -25,13 +41,8 @@ WITH
             sum(amount_minor) AS net_minor,
             minIf(at, reversed = 0) AS first_at
         FROM applications FINAL
-        WHERE at <= {as_of:DateTime64(3, 'UTC')}
-          AND (payment_id, invoice_number) IN (
-              SELECT payment_id, invoice_number
-              FROM applications
-              WHERE at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({period_days:UInt32})
-                AND at <= {as_of:DateTime64(3, 'UTC')}
-                AND reversed = 0)
+        PREWHERE at <= {as_of:DateTime64(3, 'UTC')}
+             AND pair_key IN (SELECT pair_key FROM window_keys)
         GROUP BY payment_id, invoice_number
         HAVING net_minor > 0
            AND first_at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({period_days:UInt32})
@@ -39,7 +50,8 @@ WITH
     issued AS (
         SELECT invoice_number, any(issued_at) AS issued_at
         FROM invoice_events
-        WHERE invoice_number IN (SELECT invoice_number FROM pairs)
+        WHERE cityHash64(invoice_number) IN (
+            SELECT cityHash64(invoice_number) FROM window_keys)
         GROUP BY invoice_number
     ),
     paid AS (
@@ -79,7 +91,7 @@ WITH
         SELECT payment_id, max(at) AS last_applied_at
         FROM applications
         WHERE at <= {as_of:DateTime64(3, 'UTC')} AND reversed = 0
-          AND payment_id IN (SELECT payment_id FROM unapplied)
+          AND payment_key IN (SELECT cityHash64(payment_id) FROM unapplied)
         GROUP BY payment_id
     ),
     disputes AS (
