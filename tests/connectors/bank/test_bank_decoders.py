@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from datetime import UTC, datetime
 
@@ -318,3 +319,17 @@ def test_classify_payout_matches_the_unfiltered_rule(payer: str | None, texts: l
 )
 def test_entry_id(e2e: str | None, svc: str | None, expected: str) -> None:
     assert entry_id(e2e, svc, "ST", 3) == expected
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("body", [camt053(""), "<Document><oops>", b"\xff\xfe"])
+def test_camt_decode_leaves_the_garbage_collector_as_it_found_it(
+    enabled: bool, body: str | bytes
+) -> None:
+    was_enabled = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        camt.decode(env("camt053", body))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
