@@ -6,10 +6,15 @@ server. The driver here pre-builds every signed request and speaks minimal
 HTTP/1.1 keep-alive on raw asyncio streams, in its own process.
 
 The server is one uvicorn worker with the embedded journal (group-committed
-fsync). After the run the server is stopped with SIGTERM (graceful drain) and
-the journal is read back: every 200 must be a record on disk.
+fsync), or with `--kafka` the Kafka sink (acks=all) against a real local KRaft
+broker started for the run and stopped at the end. After the run the server is
+stopped with SIGTERM (graceful drain) and the log is read back (the journal from
+disk, the topic by consuming it): every acknowledged request must be in it.
+The server's CPU seconds per thread are printed, so a slow mode shows where its
+time went (the event loop, the Kafka poll thread, librdkafka's own threads).
 
     python -m arrecon.loadtest.bench_receiver --requests 20000 --connections 32 [--http h11]
+    python -m arrecon.loadtest.bench_receiver --kafka
 """
 
 from __future__ import annotations
@@ -24,11 +29,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from arrecon.flows.services import KafkaService
 
 __all__ = ["BenchResult", "main", "run_benchmark"]
 
@@ -42,18 +54,22 @@ def _free_port() -> int:
         return port
 
 
-def serve(port: int, data_dir: str, http: str = "auto") -> None:
-    """Server process: one uvicorn worker, embedded journal, no access log.
+def serve(
+    port: int, data_dir: str, http: str = "auto", kafka: str | None = None, topic: str = ""
+) -> None:
+    """Server process: one uvicorn worker, journal (or Kafka) sink, no access log.
 
     `http="auto"` picks httptools (and uvloop) when installed, else h11/asyncio.
     """
     import uvicorn
 
-    from arrecon.connectors.intake import JournalSink
+    from arrecon.connectors.intake import DurableSink, JournalSink, KafkaSink
     from arrecon.connectors.journal import Journal
     from arrecon.connectors.webhook import ReceiverSettings, create_app
 
-    sink = JournalSink(Journal(Path(data_dir) / "raw"))
+    sink: DurableSink = (
+        KafkaSink(kafka, topic=topic) if kafka else JournalSink(Journal(Path(data_dir) / "raw"))
+    )
     app = create_app(ReceiverSettings(stripe_secrets=(SECRET,)), sink)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http=http)
 
@@ -102,6 +118,8 @@ class BenchResult:
     failed: int
     elapsed_s: float
     latencies_ms: list[float]
+    # Stripe event ids answered 200: each must be found in the log afterwards.
+    acknowledged: list[str] = field(default_factory=list)
 
     @property
     def requests_per_s(self) -> float:
@@ -112,9 +130,20 @@ class BenchResult:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-async def _connection(
-    port: int, queue: list[bytes], deadline: float, latencies: list[float], failures: list[int]
-) -> None:
+@dataclass(slots=True)
+class _Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)
+
+
+def _event_id(request: bytes) -> str:
+    body = request.partition(b"\r\n\r\n")[2]
+    event_id: str = orjson.loads(body)["id"]
+    return event_id
+
+
+async def _connection(port: int, queue: list[bytes], deadline: float, tally: _Tally) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while queue and time.perf_counter() < deadline:
@@ -128,24 +157,24 @@ async def _connection(
                 if name.strip().lower() == b"content-length":
                     length = int(value)
             await reader.readexactly(length)
-            latencies.append((time.perf_counter() - started) * 1000.0)
-            if not head.startswith(b"HTTP/1.1 200"):
-                failures.append(int(head[9:12]))
+            tally.latencies_ms.append((time.perf_counter() - started) * 1000.0)
+            if head.startswith(b"HTTP/1.1 200"):
+                tally.acknowledged.append(_event_id(request))
+            else:
+                tally.failures.append(int(head[9:12]))
     finally:
         writer.close()
 
 
 async def _drive(port: int, requests: list[bytes], connections: int, max_s: float) -> BenchResult:
     queue = list(reversed(requests))
-    latencies: list[float] = []
-    failures: list[int] = []
+    tally = _Tally()
     started = time.perf_counter()
     deadline = started + max_s
-    await asyncio.gather(
-        *(_connection(port, queue, deadline, latencies, failures) for _ in range(connections))
-    )
+    await asyncio.gather(*(_connection(port, queue, deadline, tally) for _ in range(connections)))
     elapsed = time.perf_counter() - started
-    return BenchResult(len(latencies) - len(failures), len(failures), elapsed, latencies)
+    ok = len(tally.latencies_ms) - len(tally.failures)
+    return BenchResult(ok, len(tally.failures), elapsed, tally.latencies_ms, tally.acknowledged)
 
 
 def _wait_ready(port: int, timeout_s: float = 20.0) -> None:
@@ -162,10 +191,74 @@ def _wait_ready(port: int, timeout_s: float = 20.0) -> None:
     raise RuntimeError("receiver did not become ready")
 
 
-def _count_journal(data_dir: Path) -> int:
+def _journal_records(data_dir: Path) -> Iterable[bytes]:
     from arrecon.connectors.journal import JournalReader
 
-    return sum(1 for _ in JournalReader(data_dir / "raw"))
+    return (record for _offset, record in JournalReader(data_dir / "raw"))
+
+
+def _topic_records(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record of `topic`, consumed from the start up to the high watermarks."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-check-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[bytes] = []
+        remaining = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + 120.0
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, timeout=1.0):
+                if message.error() is not None:
+                    raise RuntimeError(f"consuming {topic}: {message.error()}")
+                value, offset = message.value(), message.offset()
+                if value is not None:
+                    records.append(value)
+                if offset is not None and offset + 1 >= ends[message.partition()]:
+                    remaining.discard(message.partition())
+        return records
+    finally:
+        consumer.close()
+
+
+def _missing(acknowledged: list[str], records: Iterable[bytes]) -> tuple[int, int]:
+    """(records in the log, acknowledged event ids not found among them)."""
+    from arrecon.connectors.intake import decode_envelope
+
+    stored = Counter(orjson.loads(decode_envelope(r).body)["id"] for r in records)
+    return stored.total(), sum(1 for event_id in acknowledged if event_id not in stored)
+
+
+def _thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of a live process (Linux /proc; {} elsewhere).
+
+    Keys are "name/tid", the main thread (the event loop) is "main"; Python's
+    own threads all carry the interpreter's name, librdkafka names its threads.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    by_thread: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        label = "main" if task.name == str(pid) else f"{name}/{task.name}"
+        by_thread[label] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return by_thread
 
 
 def _implementations(http: str) -> str:
@@ -188,27 +281,59 @@ def _run_driver(port: int, requests: list[bytes], connections: int, max_s: float
     return uvloop.run(_drive(port, requests, connections, max_s))
 
 
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """What the log held after the run."""
+
+    records: int
+    missing: int
+    server_cpu_s: dict[str, float]
+
+
 def run_benchmark(
-    requests: int, connections: int, max_s: float, http: str = "auto", warmup: int = 500
-) -> tuple[BenchResult, int]:
-    """Start the server, warm it up, drive the load, stop it; (result, journal records)."""
+    requests: int,
+    connections: int,
+    max_s: float,
+    http: str = "auto",
+    *,
+    warmup: int = 500,
+    kafka: KafkaService | None = None,
+) -> tuple[BenchResult, Durability]:
+    """Start the server, warm it up, drive the load, stop it, read the log back.
+
+    With `kafka` (a running broker) the server produces to a fresh topic of
+    four partitions there instead of appending to a journal.
+    """
     port = _free_port()
+    topic = f"arrecon.raw.bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="arrecon-bench-") as tmp:
         data_dir = Path(tmp)
         command = [sys.executable, "-m", "arrecon.loadtest.bench_receiver"]
-        server = subprocess.Popen(
-            [*command, "--serve", str(port), tmp, "--http", http],
-            start_new_session=True,
-        )
+        command += ["--serve", str(port), tmp, "--http", http]
+        if kafka is not None:
+            kafka.create_topic(topic, partitions=4)
+            command += ["--bootstrap", kafka.bootstrap, "--topic", topic]
+        server = subprocess.Popen(command, start_new_session=True)
         try:
             _wait_ready(port)
             built = _requests(requests + warmup, port)
             _run_driver(port, built[:warmup], min(connections, 16), max_s)
+            before = _thread_cpu_s(server.pid)
             result = _run_driver(port, built[warmup:], connections, max_s)
+            after = _thread_cpu_s(server.pid)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-        return result, _count_journal(data_dir) - warmup
+        cpu_s = {name: after[name] - before.get(name, 0.0) for name in after}
+        records = _topic_records(kafka.bootstrap, topic) if kafka else _journal_records(data_dir)
+        count, missing = _missing(result.acknowledged, records)
+        return result, Durability(count - warmup, missing, cpu_s)
+
+
+def _start_broker() -> KafkaService:
+    from arrecon.flows.services import KafkaService
+
+    return KafkaService().start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,16 +342,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto")
     parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--kafka", action="store_true", help="start a local broker; the server produces to it"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(int(args.serve[0]), args.serve[1], args.http)
+        serve(int(args.serve[0]), args.serve[1], args.http, args.bootstrap, args.topic)
         return 0
-    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
-    result, durable = run_benchmark(args.requests, args.connections, args.max_seconds, args.http)
+    broker = _start_broker() if args.kafka else None
+    try:
+        load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+        result, durable = run_benchmark(
+            args.requests,
+            args.connections,
+            args.max_seconds,
+            args.http,
+            kafka=broker,
+        )
+        load_after = os.getloadavg()[0]
+    finally:
+        if broker is not None:
+            broker.stop()
+    _report(args, result, durable, load_before, load_after)
+    return 0 if durable.missing == 0 and result.failed == 0 else 1
+
+
+def _report(
+    args: argparse.Namespace,
+    result: BenchResult,
+    durable: Durability,
+    load_before: float,
+    load_after: float,
+) -> None:
+    log = "kafka topic (acks=all)" if args.kafka else "journal"
     print(
         f"when: {datetime.now(UTC).isoformat(timespec='seconds')}  cpus: {os.cpu_count()}"
-        f"  load before: {load_before:.1f}  {_implementations(args.http)}"
+        f"  load before/after: {load_before:.1f}/{load_after:.1f}"
+        f"  {_implementations(args.http)}  log: {log}"
     )
     print(f"requests: {result.ok} ok, {result.failed} failed, in {result.elapsed_s:.2f} s")
     print(f"throughput: {result.requests_per_s:,.0f} req/s over {args.connections} connections")
@@ -235,8 +390,13 @@ def main(argv: list[str] | None = None) -> int:
         f"  max {max(result.latencies_ms, default=0.0):.2f}"
         f"  mean {statistics.fmean(result.latencies_ms or [0.0]):.2f}"
     )
-    print(f"durable: {durable} journal records for {result.ok} acknowledged requests")
-    return 0 if durable >= result.ok and result.failed == 0 else 1
+    print(
+        f"durable: {durable.records} records in the {log} for {result.ok} acknowledged"
+        f" requests; acknowledged but missing: {durable.missing}"
+    )
+    busy = sorted(durable.server_cpu_s.items(), key=lambda item: -item[1])
+    shown = "  ".join(f"{name} {cpu_s:.2f}" for name, cpu_s in busy if cpu_s >= 0.01)
+    print(f"server cpu s by thread: {shown}")
 
 
 if __name__ == "__main__":
