@@ -31,7 +31,7 @@ from arrecon.state.events import (
     PayoutCredited,
     PayoutSettled,
 )
-from arrecon.state.index import CustomerIndex, Fact, FactKind, ResolveQuery
+from arrecon.state.index import CustomerIndex, Fact, FactKind, Resolution, ResolveQuery
 from arrecon.state.outcomes import Outcome, Rejected, Unapplied, make_outcome_id
 
 __all__ = [
@@ -145,6 +145,17 @@ def _teaches(event: Event) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class _Written:
+    """The store keys some facts wrote, and whether one of them was a name."""
+
+    keys: Sequence[str]
+    names: bool
+
+
+_NOTHING_WRITTEN = _Written((), False)
+
+
+@dataclass(frozen=True, slots=True)
 class Parked:
     """An event waiting for a customer, with the index keys that could place it."""
 
@@ -210,14 +221,18 @@ class Resolver:
             self._by_payer.setdefault(payer_name, {})[id(parked)] = parked
 
     def on_batch(self, items: Sequence[Stamped]) -> list[Routed | Tagged]:
-        """Resolve a batch with one look-up, then in order as if one item at a time.
+        """Resolve a batch in order, as if one item at a time.
 
-        An answer read at the start of the batch is re-checked when a fact
+        Over an in-memory index each item is resolved at its turn (a look-up is
+        a dict read). Over a shared store the batch is looked up once; an
+        answer read at the start of the batch is re-checked when a fact
         learned earlier in the same batch touches one of its keys (or a new
         name when it carries a payer name), so the result never depends on
         where batch boundaries fall.
         """
         queries = [CustomerIndex.query_for(item.event) for item in items]
+        if self.index.sees_all_writes:
+            return self._each_in_turn(items, queries)
         answers = self.index.resolve_many([query for query in queries if query is not None])
         answer_iter = iter(answers)
         out: list[Routed | Tagged] = []
@@ -229,47 +244,81 @@ class Resolver:
             resolution = next(answer_iter)
             if self._stale(query):
                 resolution = self.index.resolve(query)
-            customer_id = resolution.customer_id
-            if customer_id is None:
-                out.extend(self._park_or_reject(item, query, resolution.evidence))
-                continue
-            facts = self._learn(item.event, customer_id, resolution.method)
-            out.append(Routed(customer_id, customer_id, item))
-            if self.parked and facts and _teaches(item.event):
-                out.extend(self._release(item, facts))
+            self._place(item, query, resolution, out)
         return out
+
+    def _each_in_turn(
+        self, items: Sequence[Stamped], queries: Sequence[ResolveQuery | None]
+    ) -> list[Routed | Tagged]:
+        out: list[Routed | Tagged] = []
+        resolve = self.index.resolve
+        for item, query in zip(items, queries, strict=True):
+            if query is None:
+                out.extend(self._route_processor(item))
+            else:
+                self._place(item, query, resolve(query), out)
+        return out
+
+    def _place(
+        self,
+        item: Stamped,
+        query: ResolveQuery,
+        resolution: Resolution,
+        out: list[Routed | Tagged],
+    ) -> None:
+        """Route a resolved item and release what its facts place; park the rest."""
+        customer_id = resolution.customer_id
+        if customer_id is None:
+            out.extend(self._park_or_reject(item, query, resolution.evidence))
+            return
+        event = item.event
+        # A payer account is learned only from a confirmed match, never a fuzzy name.
+        facts = CustomerIndex.facts_for(
+            event, customer_id, teach_account=resolution.method != "payer_name"
+        )
+        written = self._write(facts)
+        out.append(Routed(customer_id, customer_id, item))
+        if self.parked and facts and _teaches(event):
+            out.extend(self._release(item, written))
 
     def _stale(self, query: ResolveQuery) -> bool:
         """Whether facts learned in this batch may change the batch-start answer."""
+        if query.customer_id:
+            return False  # decided by the query itself, whatever the store holds
         if self._batch_names and query.payer_name:
             return True
         return bool(self._batch_keys) and not self._batch_keys.isdisjoint(
             CustomerIndex.wanted_keys(query)
         )
 
-    def _note(self, facts: Sequence[Fact]) -> None:
+    def _write(self, facts: Sequence[Fact]) -> _Written:
+        """Store the facts; mark the parked payer-name items whose keys they wrote.
+
+        Each fact's store keys are computed once here and handed on, since the
+        same keys decide which parked items to wake.
+        """
+        items: dict[str, str] = {}
+        keys: list[str] = []
+        names = False
         for fact in facts:
-            self._batch_keys.update(fact.store_keys())
+            fact_keys = fact.store_keys()
+            keys.extend(fact_keys)
             if fact.kind is FactKind.NAME:
-                self._batch_names = True
-
-    def _learn(self, event: Event, customer_id: str, method: str) -> list[Fact]:
-        # A payer account is learned only from a confirmed match, never a fuzzy name.
-        facts = CustomerIndex.facts_for(event, customer_id, teach_account=method != "payer_name")
-        self._write(facts)
-        return facts
-
-    def _write(self, facts: Sequence[Fact]) -> None:
-        """Store the facts; mark the parked payer-name items whose keys they wrote."""
-        self.index.learn(facts)
-        self._note(facts)
-        if not self._by_payer:
-            return
-        for fact in facts:
-            for key in fact.store_keys():
-                for parked in self._waiting.get(key, ()):
+                names = True
+            if fact.customer_id:
+                for key in fact_keys:
+                    items[key] = fact.customer_id
+        self.index.write(items)
+        if not self.index.sees_all_writes:
+            self._batch_keys.update(keys)
+            self._batch_names = self._batch_names or names
+        if self._by_payer:
+            waiting = self._waiting
+            for key in keys:
+                for parked in waiting.get(key, ()):
                     if parked.query.payer_name:
                         self._touched[id(parked)] = parked
+        return _Written(keys, names)
 
     def _route_processor(self, item: Stamped) -> list[Routed | Tagged]:
         event = item.event
@@ -288,7 +337,7 @@ class Resolver:
             return [_parked_payment(item, evidence)]
         return []
 
-    def _release(self, trigger: Stamped, facts: Sequence[Fact]) -> list[Routed | Tagged]:
+    def _release(self, trigger: Stamped, written: _Written) -> list[Routed | Tagged]:
         """Re-resolve the parked items the new facts may place; release those placed.
 
         Released items teach facts of their own (an order released by its
@@ -296,41 +345,37 @@ class Resolver:
         until a round places nothing.
         """
         out: list[Routed | Tagged] = []
-        while facts:
-            released, facts = self._release_round(trigger, facts, len(out))
+        while written.keys or written.names:
+            released, written = self._release_round(trigger, written, len(out))
             out.extend(released)
         return out
 
     def _release_round(
-        self, trigger: Stamped, facts: Sequence[Fact], done: int
-    ) -> tuple[list[Routed | Tagged], list[Fact]]:
-        hopeful = self._hopeful(facts)
+        self, trigger: Stamped, written: _Written, done: int
+    ) -> tuple[list[Routed | Tagged], _Written]:
+        hopeful = self._hopeful(written)
         if not hopeful:
-            return [], []
+            return [], _NOTHING_WRITTEN
         answers = self.index.resolve_many([parked.query for parked in hopeful])
         for parked in hopeful:
             self._touched.pop(id(parked), None)
-        placed: dict[int, str] = {
-            id(parked): answer.customer_id
+        placed = [
+            (parked, answer.customer_id)
             for parked, answer in zip(hopeful, answers, strict=True)
             if answer.customer_id is not None
-        }
+        ]
         if not placed:
-            return [], []
+            return [], _NOTHING_WRITTEN
         out: list[Routed | Tagged] = []
-        learned: list[Fact] = []
-        still: list[Parked] = []
-        for parked in self.parked:
-            customer_id = placed.get(id(parked))
-            if customer_id is None:
-                still.append(parked)
-                continue
+        learned_keys: list[str] = []
+        learned_names = False
+        for parked, customer_id in placed:  # `hopeful` is in parking order
             self._unwatch(parked)
             event = parked.item.event
             sub = trigger.sub + done + len(out) + 1
-            new_facts = CustomerIndex.facts_for(event, customer_id)
-            self._write(new_facts)
-            learned.extend(new_facts)
+            new = self._write(CustomerIndex.facts_for(event, customer_id))
+            learned_keys.extend(new.keys)
+            learned_names = learned_names or new.names
             out.append(
                 Routed(
                     customer_id,
@@ -338,17 +383,18 @@ class Resolver:
                     Stamped(trigger.position, sub, trigger.received_at, event),
                 )
             )
-        self.parked = still
-        return out, learned
+        gone = {id(parked) for parked, _ in placed}
+        self.parked = [parked for parked in self.parked if id(parked) not in gone]
+        return out, _Written(learned_keys, learned_names)
 
-    def _hopeful(self, facts: Sequence[Fact]) -> list[Parked]:
+    def _hopeful(self, written: _Written) -> list[Parked]:
         """Parked items that look up a key the facts just wrote, in parking order."""
         found: dict[int, Parked] = {}
-        for fact in facts:
-            for key in fact.store_keys():
-                for parked in self._waiting.get(key, ()):
-                    found[id(parked)] = parked
-        if self._by_payer and any(fact.kind is FactKind.NAME for fact in facts):
+        waiting = self._waiting
+        for key in written.keys:
+            for parked in waiting.get(key, ()):
+                found[id(parked)] = parked
+        if self._by_payer and written.names:
             found.update(self._name_hopeful())
         if not found:
             return []

@@ -365,6 +365,11 @@ class _Plan:
     core_refs: tuple[str, ...]
     account: tuple[str, ...]
 
+    # Derived once per plan: every key, deduplicated in cascade order, and the
+    # non-empty tiers as (method, keys, tier number), so a look-up skips empty tiers.
+    keys: tuple[str, ...] = ()
+    tiers: tuple[tuple[str, tuple[str, ...], int], ...] = ()
+
     def all_keys(self) -> Iterable[str]:
         yield from self.payment
         yield from self.external
@@ -372,6 +377,36 @@ class _Plan:
         yield from self.text_refs
         yield from self.core_refs
         yield from self.account
+
+
+# Key tiers of the cascade, in order; confidences come from `IndexPolicy` in the same order.
+_TIER_METHODS = (
+    "payment_id",
+    "external_id",
+    "invoice_ref",
+    "text_ref",
+    "ref_core",
+    "payer_account",
+)
+
+
+def _planned(
+    *,
+    payment: tuple[str, ...],
+    external: tuple[str, ...],
+    explicit_refs: tuple[str, ...],
+    text_refs: tuple[str, ...],
+    core_refs: tuple[str, ...],
+    account: tuple[str, ...],
+) -> _Plan:
+    groups = (payment, external, explicit_refs, text_refs, core_refs, account)
+    tiers = tuple(
+        (method, keys, tier)
+        for tier, (method, keys) in enumerate(zip(_TIER_METHODS, groups, strict=True))
+        if keys
+    )
+    keys = tuple(dict.fromkeys(key for _, group, _ in tiers for key in group))
+    return _Plan(payment, external, explicit_refs, text_refs, core_refs, account, keys, tiers)
 
 
 def _keys(kind: FactKind, values: Iterable[str]) -> tuple[str, ...]:
@@ -417,7 +452,7 @@ def _plan(query: ResolveQuery) -> _Plan:
     mined = _ref_keys(key for text in query.references for key in _text_refs(text))
     text_refs = tuple(key for key in mined if key not in explicit)
     explicit_refs = tuple(explicit)
-    return _Plan(
+    return _planned(
         payment=_keys(FactKind.PAYMENT, (query.payment_id,)) if query.payment_id else (),
         external=(
             _keys(FactKind.EXTERNAL_ID, _with_bare_ids(query.external_ids))
@@ -434,20 +469,49 @@ def _plan(query: ResolveQuery) -> _Plan:
 class CustomerIndex:
     """The resolver over an `IndexStore`: batched look-ups and lessons."""
 
-    __slots__ = ("_names", "_policy", "_store")
+    __slots__ = ("_confidences", "_names", "_policy", "_sees_all_writes", "_store")
 
     def __init__(self, store: IndexStore, policy: IndexPolicy | None = None) -> None:
         self._store = store
-        self._policy = policy or IndexPolicy()
-        self._names = _NameMatcher(self._policy)
+        self._policy = policy = policy or IndexPolicy()
+        self._names = _NameMatcher(policy)
+        self._sees_all_writes = isinstance(store, DictStore)
+        self._confidences = (
+            policy.confidence_payment,
+            policy.confidence_external,
+            policy.confidence_invoice_ref,
+            policy.confidence_text_ref,
+            policy.confidence_ref_core,
+            policy.confidence_account,
+        )
 
     def resolve(self, query: ResolveQuery) -> Resolution:
-        return self.resolve_many([query])[0]
+        """One query against the store as it is now: `resolve_many([query])[0]`.
+
+        Why a path of its own: a resolver over an in-memory store resolves every
+        event at its turn, so this runs once per event.
+        """
+        if query.customer_id:
+            return self._given(query.customer_id)
+        plan = _plan(query)
+        keys = plan.keys
+        known: dict[str, str] = {}
+        if keys:
+            for key, value in zip(keys, self._store.get_many(keys), strict=True):
+                if value:
+                    known[key] = value
+        answer = self._by_plan(plan, known) if known else None
+        if answer is None and query.payer_name:
+            answer = self._by_name(query.payer_name, self._store.names())
+        return answer or _unresolved(query)
 
     def resolve_many(self, queries: Sequence[ResolveQuery]) -> list[Resolution]:
-        """Resolve a batch with at most one `get_many` and one `names()` call."""
-        plans = [_plan(query) for query in queries]
-        keys = list(dict.fromkeys(key for plan in plans for key in plan.all_keys()))
+        """Resolve a batch with at most one `get_many` and one `names()` call.
+
+        A query naming its customer needs no look-up, so its keys are not fetched.
+        """
+        plans = [None if query.customer_id else _plan(query) for query in queries]
+        keys = list(dict.fromkeys(key for plan in plans if plan is not None for key in plan.keys))
         values = self._store.get_many(keys) if keys else []
         known = {key: value for key, value in zip(keys, values, strict=True) if value}
         pairs = list(zip(queries, plans, strict=True))
@@ -471,30 +535,38 @@ class CustomerIndex:
         for fact in facts:
             if fact.customer_id:
                 items.update(dict.fromkeys(fact.store_keys(), fact.customer_id))
+        self.write(items)
+
+    def write(self, items: Mapping[str, str]) -> None:
+        """Write store items already keyed (`Fact.store_keys`) with one `set_many`.
+
+        Why: a caller that needs the keys of its facts anyway (to wake what waits
+        on them) computes them once and writes through here.
+        """
         if items:
             self._store.set_many(items)
 
-    def _by_keys(
-        self, query: ResolveQuery, plan: _Plan, known: Mapping[str, str]
-    ) -> Resolution | None:
-        policy = self._policy
-        if query.customer_id:
-            return Resolution(
-                query.customer_id,
-                "customer_id",
-                policy.confidence_customer_id,
-                (f"customer_id={query.customer_id}",),
-            )
-        tiers = (
-            ("payment_id", plan.payment, policy.confidence_payment),
-            ("external_id", plan.external, policy.confidence_external),
-            ("invoice_ref", plan.explicit_refs, policy.confidence_invoice_ref),
-            ("text_ref", plan.text_refs, policy.confidence_text_ref),
-            ("ref_core", plan.core_refs, policy.confidence_ref_core),
-            ("payer_account", plan.account, policy.confidence_account),
+    def _given(self, customer_id: str) -> Resolution:
+        return Resolution(
+            customer_id,
+            "customer_id",
+            self._policy.confidence_customer_id,
+            (f"customer_id={customer_id}",),
         )
-        for method, keys, confidence in tiers:
-            decided = _decide(method, keys, known, confidence)
+
+    def _by_keys(
+        self, query: ResolveQuery, plan: _Plan | None, known: Mapping[str, str]
+    ) -> Resolution | None:
+        if query.customer_id:
+            return self._given(query.customer_id)
+        assert plan is not None
+        return self._by_plan(plan, known) if known else None
+
+    def _by_plan(self, plan: _Plan, known: Mapping[str, str]) -> Resolution | None:
+        """The first tier with a known key decides (empty tiers are skipped)."""
+        confidences = self._confidences
+        for method, keys, tier in plan.tiers:
+            decided = _decide(method, keys, known, confidences[tier])
             if decided is not None:
                 return decided
         return None
@@ -506,7 +578,7 @@ class CustomerIndex:
         Then a caller that tracks what it wrote knows when an answer can change;
         a shared store (Redis) may change under it at any time.
         """
-        return isinstance(self._store, DictStore)
+        return self._sees_all_writes
 
     def name_answer(self, payer_name: str) -> Resolution | None:
         """The fuzzy-name tier alone for `payer_name` against the current names."""
@@ -522,7 +594,7 @@ class CustomerIndex:
     @staticmethod
     def wanted_keys(query: ResolveQuery) -> frozenset[str]:
         """The store keys a query looks up (not names): what new facts could answer it."""
-        return frozenset(_plan(query).all_keys())
+        return frozenset(_plan(query).keys)
 
     # --- what events say -------------------------------------------------------
 
