@@ -38,6 +38,7 @@ from arrecon.state.outcomes import (
 )
 
 __all__ = [
+    "ACCEPTED_VERSION_BIT",
     "COLUMNS",
     "MAX_SEQ",
     "EnvelopeLike",
@@ -101,6 +102,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 # Short-pay reason codes explained at source: recorded, resolved at birth.
 _CODED_GAPS = frozenset({"processor_fee", "marketplace_fee", "return", "promotion"})
+
+# Deductions are the short-pays the ledger judges again (a refused one may be
+# accepted later, as a second outcome with its own id and possibly an earlier event
+# time).  Their exception row is keyed by what the deduction is, and an accepted
+# version carries this bit, so it replaces the refusal whatever the times; ops
+# updates keep the bit (`exception_update`).
+_DEDUCTION_PREFIX = "deduction:"
+ACCEPTED_VERSION_BIT = 1 << 62
 
 
 def version_of(at: datetime, seq: int = 0) -> int:
@@ -249,10 +258,23 @@ def _short_paid_kind(outcome: ShortPaid) -> tuple[str, str]:
     return "short_paid", "open"
 
 
+def _short_paid_id(outcome: ShortPaid) -> str:
+    """One row per deduction (payment, invoice, code, amount), else the outcome id."""
+    if not outcome.reason_code.startswith(_DEDUCTION_PREFIX):
+        return outcome.outcome_id
+    return make_outcome_id(
+        "deduction",
+        outcome.payment_id,
+        outcome.invoice_number,
+        outcome.reason_code,
+        outcome.shortfall_minor,
+    )
+
+
 def _short_paid(outcome: ShortPaid, seq: int) -> TableRow:
     kind, status = _short_paid_kind(outcome)
-    return _exception(
-        outcome.outcome_id,
+    table, row = _exception(
+        _short_paid_id(outcome),
         outcome.at,
         seq,
         kind,
@@ -264,6 +286,9 @@ def _short_paid(outcome: ShortPaid, seq: int) -> TableRow:
         currency=outcome.currency,
         reason=outcome.reason_code,
     )
+    if outcome.valid and outcome.reason_code.startswith(_DEDUCTION_PREFIX):
+        row["version"] |= ACCEPTED_VERSION_BIT
+    return table, row
 
 
 def _overpaid(outcome: Overpaid, seq: int) -> TableRow:
@@ -420,7 +445,7 @@ def _reminder(outcome: ReminderDue) -> TableRow:
 
 def exception_update(row: Row, *, status: str, owner: str, at: datetime, seq: int = 0) -> Row:
     """The next version of an exception row (ops assigned or resolved it)."""
-    new_version = version_of(at, seq)
+    new_version = version_of(at, seq) | (row["version"] & ACCEPTED_VERSION_BIT)
     if new_version <= row["version"]:
         raise ValueError("an exception update must be later than the version it replaces")
     return {**row, "status": status, "owner": owner, "updated_at": ensure_utc(at),

@@ -15,7 +15,7 @@ WITH
     latest AS (
         SELECT
             exception_id,
-            any(opened_at) AS opened,
+            argMax(opened_at, version) AS opened,
             argMax(kind, version) AS exception_kind,
             argMax(status, version) AS exception_status,
             argMax(owner, version) AS exception_owner,

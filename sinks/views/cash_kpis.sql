@@ -65,7 +65,7 @@ WITH
     latest_exceptions AS (
         SELECT
             exception_id,
-            any(opened_at) AS opened_at,
+            argMax(opened_at, version) AS opened_at,
             argMax(kind, version) AS exception_kind,
             argMax(status, version) AS status,
             argMax(payment_id, version) AS payment_id,

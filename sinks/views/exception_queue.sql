@@ -4,16 +4,17 @@
 --   as_of   DateTime64(3, 'UTC')
 --   limit   UInt32   page size
 --   offset  UInt32   rows to skip
--- Each exception's state is its latest version with updated_at <= T.  An 'unapplied'
--- exception leaves the queue once its payment has cash applied after it was opened,
--- or once a newer 'unapplied' exception exists for the same payment.  age_hours is
--- whole hours since opened_at; age_days calendar days (UTC).  total_open counts
--- the whole queue, not just the page.
+-- Each exception's state is its latest version with updated_at <= T, opened_at
+-- included (an accepted deduction replaces its refusal and is opened at its
+-- acceptance: see rows.py).  An 'unapplied' exception leaves the queue once its payment has cash applied after it
+-- was opened, or once a newer 'unapplied' exception exists for the same payment.
+-- age_hours is whole hours since opened_at; age_days calendar days (UTC).
+-- total_open counts the whole queue, not just the page.
 WITH
     latest AS (
         SELECT
             exception_id,
-            any(opened_at) AS opened,
+            argMax(opened_at, version) AS opened,
             argMax(kind, version) AS exception_kind,
             argMax(status, version) AS exception_status,
             argMax(owner, version) AS exception_owner,

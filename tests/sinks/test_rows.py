@@ -198,3 +198,44 @@ def test_raw_text_and_bytes_bodies_are_stored_verbatim(body: str | bytes) -> Non
 def test_raw_rows_are_deterministic(text: str, position: int) -> None:
     envelope = Envelope("bank", "mt940", AT, text, position)
     assert raw_event_row(envelope) == raw_event_row(envelope)
+
+
+def _deduction(outcome_id: str, at: datetime, valid: bool, minor: int = 400) -> ShortPaid:
+    return ShortPaid(outcome_id, at, "ch_1", "INV1", "C1", minor, "USD", "deduction:promo", valid)
+
+
+def test_accepted_deduction_replaces_its_refusal_even_when_dated_earlier() -> None:
+    [(_, refused)] = outcome_rows(_deduction("sp-refused", AT, valid=False), seq=7)
+    [(_, accepted)] = outcome_rows(_deduction("sp-accepted", AT - timedelta(days=3), valid=True))
+    assert refused["exception_id"] == accepted["exception_id"]
+    assert (refused["kind"], accepted["kind"]) == ("invalid_deduction", "deduction")
+    assert accepted["version"] > refused["version"]
+    assigned = exception_update(refused, status="open", owner="ana", at=AT + timedelta(days=1))
+    assert accepted["version"] > assigned["version"]
+
+
+def test_ops_update_of_an_accepted_deduction_moves_forward() -> None:
+    [(_, accepted)] = outcome_rows(_deduction("sp-accepted", AT, valid=True))
+    resolved = exception_update(
+        accepted, status="resolved", owner="ana", at=AT + timedelta(hours=1)
+    )
+    assert resolved["version"] > accepted["version"]
+    with pytest.raises(ValueError, match="later"):
+        exception_update(accepted, status="resolved", owner="ana", at=AT - timedelta(hours=1))
+
+
+def test_distinct_deductions_and_other_short_pays_keep_their_own_rows() -> None:
+    ids = {
+        outcome_rows(outcome)[0][1]["exception_id"]
+        for outcome in (
+            _deduction("a", AT, valid=False, minor=400),
+            _deduction("b", AT, valid=False, minor=500),
+            ShortPaid("c", AT, "ch_1", "INV1", "C1", 400, "USD", "deduction:late", False),
+            ShortPaid("d", AT, "ch_1", "INV2", "C1", 400, "USD", "deduction:promo", False),
+        )
+    }
+    assert len(ids) == 4
+    for code, valid in (("processor_fee", True), ("unexplained", False), ("unexplained", True)):
+        outcome = ShortPaid("sp-9", AT, "ch_1", "INV1", "C1", 400, "USD", code, valid)
+        [(_, row)] = outcome_rows(outcome)
+        assert (row["exception_id"], row["version"]) == ("sp-9", version_of(AT))

@@ -319,7 +319,14 @@ def queue(db: Any, as_of: datetime, limit: int = 100, offset: int = 0) -> list[d
 
 def test_exception_queue_now_oldest_first(db: Any) -> None:
     rows = queue(db, T)
-    assert [row["exception_id"] for row in rows] == ["ov-p2", "sp-p1", "cl-c1", "un-p4", "rj-7"]
+    deduction_id = outcome_rows(DEDUCTION)[0][1]["exception_id"]
+    assert [row["exception_id"] for row in rows] == [
+        "ov-p2",
+        deduction_id,
+        "cl-c1",
+        "un-p4",
+        "rj-7",
+    ]
     assert [row["kind"] for row in rows] == [
         "overpaid", "deduction", "credit_limit_exceeded", "unapplied", "dead_letter",
     ]  # fmt: skip
