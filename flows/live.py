@@ -225,9 +225,11 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         on_written: Callable[[list[SinkItem]], None],
         flush_ms: int,
         max_pending: int,
+        unapplied: metrics.UnappliedCash | None = None,
     ) -> None:
         self.writer = writer
         self.on_written = on_written
+        self.unapplied = unapplied
         self.flush_s = flush_ms / 1000
         self.max_pending = max_pending
         self.lock = threading.Lock()
@@ -260,18 +262,22 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
     def _flush_loop(self) -> None:
         while not self.closing.wait(self.flush_s / 2):
             with self.lock:
-                if self.oldest is None or time.monotonic() - self.oldest < self.flush_s:
-                    continue
+                due = self.oldest is not None and time.monotonic() - self.oldest >= self.flush_s
                 try:
-                    self._flush_locked()
+                    if due:
+                        self._flush_locked()
                 except Exception as error:  # handed to the flow thread, which stops
                     self.error = error
                     return
+            if self.unapplied is not None:  # outside the lock: the flow keeps writing
+                self.unapplied.maybe_refresh()
 
     def _flush_locked(self) -> None:
         self.writer.flush()
         items, self.pending, self.oldest = self.pending, [], None
         _count(items)
+        if items and self.unapplied is not None:
+            self.unapplied.written()
         self.on_written(items)
 
     def close(self) -> None:
@@ -291,6 +297,10 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
     One partition, hosted by process 0: every row goes through one writer (chDB
     admits one process per folder; with a ClickHouse server this is simply the
     documented choice). Items arrive keyed by `SINK_KEY`.
+
+    The partition also keeps `arrecon_unapplied_cash_minor` in step with the
+    tables, reading them back at most every `unapplied_refresh_s` seconds after
+    rows were written (None: never).
     """
 
     def __init__(
@@ -300,10 +310,13 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
         flush_ms: int = 50,
         max_pending: int = 20_000,
         process_id: int = 0,
+        *,
+        unapplied_refresh_s: float | None = 15.0,
         **writer_options: Any,
     ) -> None:
         self.dsn = dsn
         self.process_id = process_id
+        self.unapplied_refresh_s = unapplied_refresh_s
         self.on_written = on_written
         self.flush_ms = flush_ms
         self.max_pending = max_pending
@@ -316,4 +329,11 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
         # The partition decides when to flush; the writer only splits big tables.
         options = {"on_batch": _report, "batch_ms": 10**9, **self.writer_options}
         writer = ClickHouseWriter(self.dsn, **options).open()
-        return _ClickHousePartition(writer, self.on_written, self.flush_ms, self.max_pending)
+        unapplied = None
+        if self.unapplied_refresh_s is not None:
+            unapplied = metrics.UnappliedCash(
+                lambda: writer.client, interval_s=self.unapplied_refresh_s
+            )
+        return _ClickHousePartition(
+            writer, self.on_written, self.flush_ms, self.max_pending, unapplied
+        )
