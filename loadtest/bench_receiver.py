@@ -15,12 +15,14 @@ time went (the event loop, the Kafka poll thread, librdkafka's own threads).
 
     python -m arrecon.loadtest.bench_receiver --requests 20000 --connections 32 [--http h11]
     python -m arrecon.loadtest.bench_receiver --kafka
+    ARRECON_BENCH_PROFILE=/tmp/server.prof python -m ...   (cProfile of the server's loop)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import signal
 import socket
@@ -71,7 +73,21 @@ def serve(
         KafkaSink(kafka, topic=topic) if kafka else JournalSink(Journal(Path(data_dir) / "raw"))
     )
     app = create_app(ReceiverSettings(stripe_secrets=(SECRET,)), sink)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http=http)
+    profile = os.environ.get("ARRECON_BENCH_PROFILE")  # cProfile of the event-loop thread
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        # uvicorn re-raises SIGTERM after its graceful shutdown; exit normally
+        # instead so that the profile below gets written.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        profiler.enable()
+    try:
+        uvicorn.run(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http=http
+        )
+    finally:
+        if profiler is not None and profile:
+            profiler.disable()
+            profiler.dump_stats(profile)
 
 
 def _requests(count: int, port: int) -> list[bytes]:
@@ -288,6 +304,8 @@ class Durability:
     records: int
     missing: int
     server_cpu_s: dict[str, float]
+    # The broker shares the cores with the server and the driver.
+    broker_cpu_s: float = 0.0
 
 
 def run_benchmark(
@@ -318,22 +336,42 @@ def run_benchmark(
             _wait_ready(port)
             built = _requests(requests + warmup, port)
             _run_driver(port, built[:warmup], min(connections, 16), max_s)
+            broker_pid = kafka.process.pid if kafka is not None and kafka.process else None
+            broker_before = _broker_cpu_s(broker_pid)
             before = _thread_cpu_s(server.pid)
             result = _run_driver(port, built[warmup:], connections, max_s)
             after = _thread_cpu_s(server.pid)
+            broker_s = _broker_cpu_s(broker_pid) - broker_before
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
         cpu_s = {name: after[name] - before.get(name, 0.0) for name in after}
         records = _topic_records(kafka.bootstrap, topic) if kafka else _journal_records(data_dir)
         count, missing = _missing(result.acknowledged, records)
-        return result, Durability(count - warmup, missing, cpu_s)
+        return result, Durability(count - warmup, missing, cpu_s, broker_s)
 
 
-def _start_broker() -> KafkaService:
-    from arrecon.flows.services import KafkaService
+def _broker_cpu_s(pid: int | None) -> float:
+    return sum(_thread_cpu_s(pid).values()) if pid is not None else 0.0
 
-    return KafkaService().start()
+
+def _start_broker(attempts: int = 3) -> KafkaService:
+    """A fresh local broker; a failed start is retried.
+
+    Why retry: the storage format step can fail on a random cluster id that
+    starts with "-" (read as an option), about one start in thirty.
+    """
+    from arrecon.flows.services import KafkaService, ServiceError
+
+    for attempt in range(1, attempts + 1):
+        service = KafkaService()
+        try:
+            return service.start()
+        except ServiceError:
+            service.stop()
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,6 +435,8 @@ def _report(
     busy = sorted(durable.server_cpu_s.items(), key=lambda item: -item[1])
     shown = "  ".join(f"{name} {cpu_s:.2f}" for name, cpu_s in busy if cpu_s >= 0.01)
     print(f"server cpu s by thread: {shown}")
+    if args.kafka:
+        print(f"broker cpu s: {durable.broker_cpu_s:.2f}")
 
 
 if __name__ == "__main__":
