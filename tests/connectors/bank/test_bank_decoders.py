@@ -131,6 +131,30 @@ def test_camt_rejections(body: str, reason: str) -> None:
     assert [r.reason for r in camt.decode(env("camt053", body)).rejections] == [reason]
 
 
+_ENTITY_DOC = (
+    '<?xml version="1.0" encoding="UTF-16"?>'
+    '<!DOCTYPE d [<!ENTITY a "expanded">]>'
+    "<Document><BkToCstmrStmt><Stmt><Id>&a;</Id></Stmt></BkToCstmrStmt></Document>"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_camt_refuses_a_dtd_hidden_by_utf16(encoding: str) -> None:
+    decoded = camt.decode(env("camt053", _ENTITY_DOC.encode(encoding)))
+    assert decoded.events == ()
+    assert [r.reason for r in decoded.rejections] == ["camt053.malformed_xml"]
+    assert "DTDForbidden" in decoded.rejections[0].detail
+
+
+def test_camt_utf16_statement_decodes_like_utf8() -> None:
+    body = camt053(ntry("25.50", "CRDT", tx("E2E-16")), closing="125.50")
+    utf8 = camt.decode(env("camt053", body.encode()))
+    utf16 = camt.decode(env("camt053", body.replace("UTF-8", "UTF-16").encode("utf-16")))
+    assert utf8.rejections == ()
+    assert [e.event_id for e in utf8.events] == ["bank:camt053:E2E-16"]
+    assert utf16 == utf8
+
+
 MT940 = """{1:F01BANKDEFFXXXX0000000000}{2:O940BANKDEFFXXXXN}{4:
 :20:STARTUMS
 :25:10020030/1234567
