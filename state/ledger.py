@@ -172,6 +172,7 @@ class _Invoice:
         "flagged_minor",
         "issued_at",
         "open_minor",
+        "payers",
         "reopened",
         "settled_at",
         "status",
@@ -188,6 +189,9 @@ class _Invoice:
         self.disputes = 0
         self.flagged_minor = 0
         self.settled_at: datetime | None = None
+        # Ids of payments that applied cash here (may repeat or outlive the payment):
+        # lets retention find their applications without scanning every payment.
+        self.payers: list[str] | None = None
 
 
 class _Payment:
@@ -891,6 +895,10 @@ def _apply_cash(
     number = inv.entry.invoice_number
     _set_open(run.ledger, inv, inv.open_minor - amount_minor, "cash")
     pay.apps.append((number, amount_minor))
+    if inv.payers is None:
+        inv.payers = [pay.payment_id]
+    elif inv.payers[-1] != pay.payment_id:
+        inv.payers.append(pay.payment_id)
     run.touched[number] = None
     run.out.append(
         Applied(
@@ -1402,14 +1410,14 @@ def _schedule_drop(run: _Run, *, is_invoice: bool, key: str, settled_at: datetim
 def _fire_drop_day(run: _Run, day: datetime) -> None:
     ledger = run.ledger
     retention = timedelta(days=run.policy.settled_retention_days)
-    dropped: set[str] = set()
+    dropped: dict[str, _Invoice] = {}
     for is_invoice, key in ledger.drop_days.pop(day, ()):
         if is_invoice:
             inv = ledger.invoices.get(key)
             if inv is not None and inv.settled_at and inv.settled_at + retention <= run.at:
                 del ledger.invoices[key]
                 ledger.deductions.pop(key, None)
-                dropped.add(key)
+                dropped[key] = inv
         else:
             pay = ledger.payments.get(key)
             if pay is not None and pay.is_spent() and not _in_dispute(ledger, key):
@@ -1418,11 +1426,16 @@ def _fire_drop_day(run: _Run, day: datetime) -> None:
         _prune_payments(ledger, dropped)
 
 
-def _prune_payments(ledger: Ledger, dropped: set[str]) -> None:
-    """Applications to dropped invoices go with them; spent payments leave too."""
-    for pid in list(ledger.payments):
-        pay = ledger.payments[pid]
-        if any(number in dropped for number, _ in pay.apps):
+def _prune_payments(ledger: Ledger, dropped: dict[str, _Invoice]) -> None:
+    """Applications to dropped invoices go with them; spent payments leave too.
+
+    Only the payments the dropped invoices name as payers are visited, so a
+    day's sweep costs what it drops, not the number of payments held.
+    """
+    payer_ids = (pid for inv in dropped.values() for pid in inv.payers or ())
+    for pid in dict.fromkeys(payer_ids):
+        pay = ledger.payments.get(pid)
+        if pay is not None and any(number in dropped for number, _ in pay.apps):
             pay.apps = [app for app in pay.apps if app[0] not in dropped]
             if pay.is_spent() and not _in_dispute(ledger, pid):
                 _forget_payment(ledger, pay)
