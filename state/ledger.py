@@ -161,28 +161,34 @@ class InvoiceView:
     disputed: bool
 
 
-class _Invoice:
-    """Compact per-invoice record; `entry` is shared with the book while open."""
+class _Invoice(OpenInvoice):
+    """One record per invoice: the book's entry while open, plus the ledger's fields."""
 
     __slots__ = (
         "channel",
         "closed_by",
         "disputes",
-        "entry",
         "flagged_minor",
         "issued_at",
-        "open_minor",
         "payers",
         "reopened",
         "settled_at",
         "status",
     )
 
-    def __init__(self, entry: OpenInvoice, issued_at: datetime, channel: str) -> None:
-        self.entry = entry
-        self.open_minor = entry.amount_minor
-        self.issued_at = issued_at
-        self.channel = channel
+    def __init__(self, event: InvoiceIssued, due_at: datetime) -> None:
+        amount = event.amount
+        super().__init__(
+            event.invoice_number,
+            amount.currency,
+            amount.amount_minor,
+            0,  # opened by `_set_open`, which also puts it in the book
+            due_at,
+            event.po_number,
+            event.external_ids,
+        )
+        self.issued_at = ensure_utc(event.issued_at)
+        self.channel = event.channel
         self.status = OPEN
         self.closed_by = "cash"
         self.reopened = False
@@ -234,11 +240,12 @@ class _Dispute:
 
 
 class _DueGroup:
-    """Invoices sharing a due date share their dunning checkpoints."""
+    """Invoices sharing a due date share their dunning checkpoints (and the datetime)."""
 
-    __slots__ = ("done_until", "numbers")
+    __slots__ = ("done_until", "due_at", "numbers")
 
-    def __init__(self, done_until: datetime) -> None:
+    def __init__(self, due_at: datetime, done_until: datetime) -> None:
+        self.due_at = due_at
         self.done_until = done_until
         self.numbers: list[str] = []
 
@@ -326,13 +333,12 @@ class Ledger:
 
 
 def _view(inv: _Invoice) -> InvoiceView:
-    entry = inv.entry
     return InvoiceView(
-        entry.invoice_number,
-        entry.currency,
-        entry.amount_minor,
+        inv.invoice_number,
+        inv.currency,
+        inv.amount_minor,
         inv.open_minor,
-        entry.due_at,
+        inv.due_at,
         inv.issued_at,
         inv.status,
         inv.flagged_minor,
@@ -348,9 +354,9 @@ def _status(inv: _Invoice, at: datetime) -> str:
         return _CLOSED_STATUS[inv.closed_by]
     if inv.reopened:
         return REOPENED
-    if at > inv.entry.due_at:
+    if at > inv.due_at:
         return OVERDUE
-    if inv.open_minor < inv.entry.amount_minor:
+    if inv.open_minor < inv.amount_minor:
         return PARTIALLY_PAID
     return OPEN
 
@@ -487,9 +493,7 @@ def _retry_touched(run: _Run) -> None:
     if not ledger.unapplied or not run.touched:
         return
     currencies = {
-        ledger.invoices[number].entry.currency
-        for number in run.touched
-        if number in ledger.invoices
+        ledger.invoices[number].currency for number in run.touched if number in ledger.invoices
     }
     for currency in sorted(currencies):
         _retry_unapplied(run, currency)
@@ -516,17 +520,16 @@ def _emit_statuses(run: _Run) -> None:
 
 
 def _status_outcome(run: _Run, inv: _Invoice, outcome_id: str) -> InvoiceStatus:
-    entry = inv.entry
     return InvoiceStatus(
         outcome_id,
         run.at,
-        entry.invoice_number,
+        inv.invoice_number,
         run.customer_id,
         inv.status,
         inv.open_minor,
-        entry.amount_minor,
-        entry.currency,
-        entry.due_at,
+        inv.amount_minor,
+        inv.currency,
+        inv.due_at,
         inv.issued_at,
         inv.channel,
     )
@@ -539,19 +542,11 @@ def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
     ledger = run.ledger
     number = event.invoice_number
     amount = event.amount
-    entry = OpenInvoice(
-        number,
-        amount.currency,
-        amount.amount_minor,
-        amount.amount_minor,
-        ensure_utc(event.due_at),
-        event.po_number,
-        event.external_ids,
-    )
-    inv = _Invoice(entry, ensure_utc(event.issued_at), event.channel)
+    due_at = ensure_utc(event.due_at)
+    group = ledger.due_groups.get(due_at)
+    inv = _Invoice(event, due_at if group is None else group.due_at)  # one datetime per due date
     ledger.invoices[number] = inv
     ledger.prefixes.add(_prefix(normalize_reference(number)))
-    inv.open_minor = 0
     _set_open(ledger, inv, amount.amount_minor, "cash")
     _schedule_due(run, inv)
     run.touched[number] = None
@@ -564,12 +559,12 @@ def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
 def _check_credit_limit(run: _Run, inv: _Invoice) -> None:
     profile = run.ledger.profile
     limit = profile.credit_limit if profile is not None else None
-    currency = inv.entry.currency
+    currency = inv.currency
     if limit is None or limit.currency != currency:
         return
     exposure_minor = run.ledger.open_totals.get(currency, 0)
     if exposure_minor > limit.amount_minor:
-        number = inv.entry.invoice_number
+        number = inv.invoice_number
         run.out.append(
             CreditLimitExceeded(
                 run.oid("credit_limit_exceeded", number),
@@ -590,12 +585,12 @@ def _on_adjustment(run: _Run, event: InvoiceAdjusted) -> None:
         run.ledger.pending_adjustments.setdefault(event.invoice_number, []).append(event)
         return
     _adjust(run, inv, event)
-    _retry_unapplied(run, inv.entry.currency)
+    _retry_unapplied(run, inv.currency)
 
 
 def _adjust(run: _Run, inv: _Invoice, event: InvoiceAdjusted) -> None:
     """Credit memo, return, promotion (may go below zero: an explicit credit), void, write-off."""
-    if event.amount is not None and event.amount.currency != inv.entry.currency:
+    if event.amount is not None and event.amount.currency != inv.currency:
         return
     kind = event.kind
     whole = max(inv.open_minor, 0)
@@ -606,33 +601,27 @@ def _adjust(run: _Run, inv: _Invoice, event: InvoiceAdjusted) -> None:
         _set_open(run.ledger, inv, inv.open_minor - min(amount, whole), "write_off")
     else:
         _set_open(run.ledger, inv, inv.open_minor - amount, "credit")
-    run.touched[inv.entry.invoice_number] = None
+    run.touched[inv.invoice_number] = None
 
 
 def _set_open(ledger: Ledger, inv: _Invoice, open_minor: int, closing: str) -> None:
     """The one place open amounts change: totals and book follow; `closing` names why at 0."""
     old = inv.open_minor
-    entry = inv.entry
-    inv.open_minor = open_minor
     inv.flagged_minor = min(inv.flagged_minor, max(open_minor, 0))
     totals = ledger.open_totals
-    totals[entry.currency] = totals.get(entry.currency, 0) + max(open_minor, 0) - max(old, 0)
-    number = entry.invoice_number
+    totals[inv.currency] = totals.get(inv.currency, 0) + max(open_minor, 0) - max(old, 0)
     if open_minor > 0:
-        book = ledger.book
         if old > 0:
-            book.set_open(number, open_minor)
+            ledger.book.set_open(inv.invoice_number, open_minor)
         else:
-            fresh = (
-                entry if entry.open_minor == open_minor else replace(entry, open_minor=open_minor)
-            )
-            book.add(fresh)
-        inv.entry = book.get(number) or entry  # one shared record per open invoice
+            inv.open_minor = open_minor
+            ledger.book.add(inv)
         return
+    if old > 0:
+        ledger.book.remove(inv.invoice_number)
+    inv.open_minor = open_minor
     inv.reopened = False
     inv.closed_by = closing
-    if old > 0:
-        ledger.book.remove(number)
 
 
 def _reopen(run: _Run, inv: _Invoice, amount_minor: int) -> None:
@@ -641,7 +630,7 @@ def _reopen(run: _Run, inv: _Invoice, amount_minor: int) -> None:
     inv.reopened = True
     if was_closed and inv.open_minor > 0:
         _schedule_due(run, inv)
-    run.touched[inv.entry.invoice_number] = None
+    run.touched[inv.invoice_number] = None
 
 
 # --- payments ----------------------------------------------------------------------
@@ -782,7 +771,7 @@ def _known_keys(ledger: Ledger) -> set[str]:
     return {
         normalize_reference(identifier)
         for inv in ledger.invoices.values()
-        for identifier in (inv.entry.invoice_number, *inv.entry.external_ids)
+        for identifier in (inv.invoice_number, *inv.external_ids)
     }
 
 
@@ -864,7 +853,7 @@ def _unapplied(
 def _apply_allocation(run: _Run, pay: _Payment, alloc: Allocation, match: Match) -> int:
     """Apply one allocation and code its gap; returns the cash applied."""
     inv = run.ledger.invoices.get(alloc.invoice_number)
-    if inv is None or inv.entry.currency != pay.currency:
+    if inv is None or inv.currency != pay.currency:
         return 0
     amount = min(alloc.applied_minor, max(inv.open_minor, 0))
     if amount > 0:
@@ -892,7 +881,7 @@ def _apply_cash(
     confidence: float,
     evidence: tuple[str, ...],
 ) -> None:
-    number = inv.entry.invoice_number
+    number = inv.invoice_number
     _set_open(run.ledger, inv, inv.open_minor - amount_minor, "cash")
     pay.apps.append((number, amount_minor))
     if inv.payers is None:
@@ -919,7 +908,7 @@ def _apply_cash(
 def _code_gap(run: _Run, pay: _Payment, inv: _Invoice, gap_minor: int, code: str) -> None:
     """Valid gaps close that part of the invoice; invalid ones stay open and are flagged."""
     valid = _gap_is_valid(run, inv, gap_minor, code)
-    number = inv.entry.invoice_number
+    number = inv.invoice_number
     if valid:
         _set_open(run.ledger, inv, inv.open_minor - min(gap_minor, max(inv.open_minor, 0)), "cash")
     else:
@@ -966,7 +955,7 @@ def _accept_deduction(run: _Run, inv: _Invoice, payment_id: str, gap_minor: int,
     """Close a formerly refused deduction when it is valid now; False when not."""
     if not _gap_is_valid(run, inv, gap_minor, code):
         return False
-    number = inv.entry.invoice_number
+    number = inv.invoice_number
     closed_minor = min(gap_minor, max(inv.open_minor, 0))
     inv.flagged_minor = max(inv.flagged_minor - closed_minor, 0)
     _set_open(run.ledger, inv, inv.open_minor - closed_minor, "cash")
@@ -979,7 +968,7 @@ def _accept_deduction(run: _Run, inv: _Invoice, payment_id: str, gap_minor: int,
             number,
             run.customer_id,
             gap_minor,
-            inv.entry.currency,
+            inv.currency,
             code,
             True,
         )
@@ -993,7 +982,7 @@ def _gap_is_valid(run: _Run, inv: _Invoice, gap_minor: int, code: str) -> bool:
     if code.startswith("deduction:"):
         profile = run.ledger.profile
         allowance_bps = profile.allowance_bps if profile is not None else 0
-        return gap_minor * 10_000 <= inv.entry.amount_minor * allowance_bps
+        return gap_minor * 10_000 <= inv.amount_minor * allowance_bps
     if code == "unexplained":
         return gap_minor <= run.policy.short_pay_tolerance_minor
     return False
@@ -1312,15 +1301,15 @@ def _chargebacks(run: _Run, event: DisputeUpdated, dispute: _Dispute, status: st
 def _schedule_due(run: _Run, inv: _Invoice) -> None:
     """Put an open invoice in its due-date group; the group owns one timer."""
     ledger = run.ledger
-    due_at = inv.entry.due_at
+    due_at = inv.due_at
     group = ledger.due_groups.get(due_at)
     if group is None:
         fire_at = _next_checkpoint(run, due_at, run.at)
         if fire_at is None:
             return
-        group = ledger.due_groups[due_at] = _DueGroup(run.at)
+        group = ledger.due_groups[due_at] = _DueGroup(due_at, run.at)
         heapq.heappush(ledger.timers, (fire_at, _TIMER_DUE, due_at))
-    group.numbers.append(inv.entry.invoice_number)
+    group.numbers.append(inv.invoice_number)
 
 
 def _next_checkpoint(run: _Run, due_at: datetime, after: datetime) -> datetime | None:
@@ -1361,7 +1350,7 @@ def _fire_due_group(run: _Run, due_at: datetime) -> None:
                     run.customer_id,
                     step.name,
                     inv.open_minor,
-                    inv.entry.currency,
+                    inv.currency,
                 )
             )
     group.numbers = list(alive)
@@ -1378,10 +1367,8 @@ def _timer_status(run: _Run, inv: _Invoice) -> None:
     if status == inv.status:
         return
     inv.status = status
-    number = inv.entry.invoice_number
-    outcome_id = make_outcome_id(
-        "invoice_status", run.customer_id, number, status, inv.entry.due_at
-    )
+    number = inv.invoice_number
+    outcome_id = make_outcome_id("invoice_status", run.customer_id, number, status, inv.due_at)
     run.out.append(_status_outcome(run, inv, outcome_id))
 
 
@@ -1392,7 +1379,7 @@ def _track_settlement(run: _Run, inv: _Invoice) -> None:
         inv.settled_at = None
     elif inv.settled_at is None:
         inv.settled_at = run.at
-        _schedule_drop(run, is_invoice=True, key=inv.entry.invoice_number, settled_at=run.at)
+        _schedule_drop(run, is_invoice=True, key=inv.invoice_number, settled_at=run.at)
 
 
 def _schedule_drop(run: _Run, *, is_invoice: bool, key: str, settled_at: datetime) -> None:

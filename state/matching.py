@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import bisect
 import re
-import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from itertools import combinations, compress, islice, repeat
 from math import comb
 from operator import lt
@@ -56,10 +56,23 @@ __all__ = [
 
 # Tail matches ("4711" for INV-2026-004711) need at least this many digits.
 MIN_TAIL_DIGITS = 3
+# Identifiers whose key forms are memoised for look-ups (a bound, not a policy).
+_FORMS_CACHE_SIZE = 1 << 14
+# Digit-only buckets up to this length are ints (< 2**60: one machine word).
+_INT_BUCKET_DIGITS = 18
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class OpenInvoice:
+    """An open invoice as the matcher sees it: one mutable record per invoice.
+
+    Why mutable: the ledger's own invoice record is this object (a subclass), so
+    an open invoice costs one object, not a record plus a copy for the book.
+    Only the book that holds a record changes it: `open_minor` through
+    `OpenBook.set_open` and `seq`, its insertion rank in that book. The cascade
+    only reads. A record belongs to one book at a time; equality is identity.
+    """
+
     invoice_number: str
     currency: str
     amount_minor: int  # original amount
@@ -68,6 +81,7 @@ class OpenInvoice:
     po_number: str | None = None
     # Other ids a payer may quote: provider invoice id (in_...), order id or name (#1001).
     external_ids: tuple[str, ...] = ()
+    seq: int = field(default=-1, init=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,57 +149,106 @@ def _keys(identifier: str) -> tuple[str, str, str]:
     return key, compact_key(identifier), core_key(key)
 
 
-class _MultiIndex:
-    """key -> invoice numbers (insertion order), with exact removal.
+@lru_cache(maxsize=_FORMS_CACHE_SIZE)
+def _forms(identifier: str) -> frozenset[str]:
+    """The non-empty key forms an identifier is found by (key, compact, core)."""
+    return frozenset(form for form in _keys(identifier) if form)
 
-    Memory: a key held by one invoice maps straight to its number (the string
-    the invoice record already holds); a list appears only on a collision.
-    Keys are interned so equal key forms of different ids share one string.
+
+_Bucket: TypeAlias = int | str
+_LEADING = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _bucket(form: str) -> _Bucket:
+    """The bucket of a key form: without its leading letters and without zeros.
+
+    Why this shape: an identifier's three forms (key, compact, core) differ only
+    by leading letters and by zeros (leading zeros of numeric runs), so all
+    three fall in one bucket and the book stores one entry per identifier
+    instead of three strings. A bucket may hold other invoices too; look-ups
+    keep only those with the exact form. Digits become an int (smaller than a
+    string, and exact: no zero is left to lose).
     """
+    rest = form.lstrip(_LEADING).replace("0", "")
+    if not rest:
+        return 0
+    if len(rest) <= _INT_BUCKET_DIGITS and rest.isdigit():
+        return int(rest)
+    return rest
 
-    __slots__ = ("_items",)
 
-    def __init__(self) -> None:
-        self._items: dict[str, str | list[str]] = {}
+def _tail_bucket(tail: str) -> _Bucket:
+    """Tails have no leading zero, so digits map to ints one to one."""
+    return int(tail) if tail.isdigit() and tail[0] != "0" else tail
 
-    def add(self, key: str, number: str) -> None:
-        if not key:
-            return
-        held = self._items.get(key)
-        if held is None:
-            self._items[sys.intern(key)] = number
-        elif isinstance(held, str):
-            if held != number:
-                self._items[key] = [held, number]
-        elif number not in held:
-            held.append(number)
 
-    def discard(self, key: str, number: str) -> None:
-        held = self._items.get(key)
-        if held is None:
-            return
-        if isinstance(held, str):
-            if held == number:
-                del self._items[key]
-            return
-        if number in held:
-            held.remove(number)
-            if len(held) == 1:
-                self._items[key] = held[0]
+_Held: TypeAlias = OpenInvoice | list[OpenInvoice]
+_Change: TypeAlias = Callable[[dict[_Bucket, _Held], _Bucket, OpenInvoice], None]
+_SortKey: TypeAlias = (
+    Callable[[OpenInvoice], tuple[int, int]] | Callable[[OpenInvoice], tuple[datetime, int]]
+)
 
-    def get(self, key: str) -> Sequence[str]:
-        held = self._items.get(key) if key else None
-        if held is None:
-            return ()
-        return (held,) if isinstance(held, str) else held
+
+def _put(index: dict[_Bucket, _Held], key: _Bucket, invoice: OpenInvoice) -> None:
+    """Add `invoice` under `key` once; a list appears only on a collision."""
+    held = index.get(key)
+    if held is None:
+        index[key] = invoice
+    elif isinstance(held, list):
+        if not any(item is invoice for item in held):
+            held.append(invoice)
+    elif held is not invoice:
+        index[key] = [held, invoice]
+
+
+def _drop(index: dict[_Bucket, _Held], key: _Bucket, invoice: OpenInvoice) -> None:
+    held = index.get(key)
+    if held is invoice:
+        del index[key]
+    elif isinstance(held, list):
+        for position, item in enumerate(held):
+            if item is invoice:
+                del held[position]
+                break
+        if len(held) == 1:
+            index[key] = held[0]
+
+
+def _held(index: dict[_Bucket, _Held], key: _Bucket) -> Sequence[OpenInvoice]:
+    held = index.get(key)
+    if held is None:
+        return ()
+    return held if isinstance(held, list) else (held,)
+
+
+def _by_open(invoice: OpenInvoice) -> tuple[int, int]:
+    return invoice.open_minor, invoice.seq
+
+
+def _by_due(invoice: OpenInvoice) -> tuple[datetime, int]:
+    return invoice.due_at, invoice.seq
+
+
+def _insert(ordered: list[OpenInvoice], invoice: OpenInvoice, key: _SortKey) -> None:
+    bisect.insort(ordered, invoice, key=key)
+
+
+def _remove(ordered: list[OpenInvoice], invoice: OpenInvoice, key: _SortKey) -> None:
+    position = bisect.bisect_left(ordered, key(invoice), key=key)
+    if position < len(ordered) and ordered[position] is invoice:
+        del ordered[position]
 
 
 class OpenBook:
     """One customer's open invoices with the indexes the cascade needs (by
-    normalised number, by PO, by external id, by open amount). All look-ups are
-    dict hits; nothing scans the book except the fuzzy and subset steps, which
-    are bounded. Iteration order is insertion order, so results are
-    deterministic.
+    number, external id and PO forms, by numeric tail, by open amount, by due
+    date). All look-ups are dict hits or bisections; nothing scans the book
+    except the fuzzy and subset steps, which are bounded. Iteration order is
+    insertion order, so results are deterministic.
+
+    Memory: the indexes hold the records themselves, never copies of strings:
+    one entry per identifier (see `_bucket`) and per numeric tail, and one list
+    slot per invoice in each sorted index.
 
     An invoice whose open amount drops to 0 stays until `remove` but is never
     matched (allocations are always > 0).
@@ -193,15 +256,11 @@ class OpenBook:
 
     def __init__(self, invoices: tuple[OpenInvoice, ...] | list[OpenInvoice] = ()) -> None:
         self._invoices: dict[str, OpenInvoice] = {}
-        self._seq: dict[str, int] = {}
         self._next_seq = 0
-        self._numbers = _MultiIndex()  # number: key, compact, core
-        self._external = _MultiIndex()  # external ids: key, compact, core
-        self._tails = _MultiIndex()  # last numeric run of numbers and external ids
-        self._pos = _MultiIndex()  # PO: key, compact, core
-        self._sorted_amounts: dict[str, list[tuple[int, int]]] = {}  # currency -> (open, seq)
-        self._by_seq: dict[int, str] = {}
-        self._sorted_due: dict[str, list[tuple[datetime, int]]] = {}  # currency -> (due, seq)
+        self._ids: dict[_Bucket, _Held] = {}  # numbers, external ids and POs by bucket
+        self._tails: dict[_Bucket, _Held] = {}  # last numeric run of numbers and external ids
+        self._sorted_amounts: dict[str, list[OpenInvoice]] = {}  # currency -> by (open, seq)
+        self._sorted_due: dict[str, list[OpenInvoice]] = {}  # currency -> by (due, seq)
         self._fuzzy_version = -1
         self._fuzzy_keys: list[str] = []
         self._fuzzy_owners: list[str] = []
@@ -212,80 +271,54 @@ class OpenBook:
     # --- mutation -----------------------------------------------------------
 
     def add(self, invoice: OpenInvoice) -> None:
-        """Add (or replace) an invoice; indexes follow."""
+        """Add (or replace) an invoice; the book now owns the record."""
         if invoice.invoice_number in self._invoices:
             self.remove(invoice.invoice_number)
-        number = invoice.invoice_number
-        seq = self._next_seq
+        invoice.seq = self._next_seq
         self._next_seq += 1
-        self._invoices[number] = invoice
-        self._seq[number] = seq
-        self._by_seq[seq] = number
-        self._index_ids(invoice, add=True)
-        self._index_amount(invoice, seq, add=True)
-        bisect.insort(self._sorted_due.setdefault(invoice.currency, []), (invoice.due_at, seq))
+        self._invoices[invoice.invoice_number] = invoice
+        self._index_ids(invoice, _put)
+        if invoice.open_minor > 0:
+            _insert(self._sorted_amounts.setdefault(invoice.currency, []), invoice, _by_open)
+        _insert(self._sorted_due.setdefault(invoice.currency, []), invoice, _by_due)
         self.version += 1
 
     def set_open(self, invoice_number: str, open_minor: int) -> None:
-        """Change what is still open; the amount indexes follow."""
+        """Change what is still open; the amount index follows."""
         invoice = self._invoices.get(invoice_number)
         if invoice is None:
             raise KeyError(invoice_number)
-        seq = self._seq[invoice_number]
-        self._index_amount(invoice, seq, add=False)
-        updated = OpenInvoice(
-            invoice.invoice_number,
-            invoice.currency,
-            invoice.amount_minor,
-            open_minor,
-            invoice.due_at,
-            invoice.po_number,
-            invoice.external_ids,
-        )
-        self._invoices[invoice_number] = updated
-        self._index_amount(updated, seq, add=True)
+        ordered = self._sorted_amounts.setdefault(invoice.currency, [])
+        if invoice.open_minor > 0:
+            _remove(ordered, invoice, _by_open)
+        invoice.open_minor = open_minor
+        if open_minor > 0:
+            _insert(ordered, invoice, _by_open)
 
     def remove(self, invoice_number: str) -> None:
         """Drop an invoice (paid, voided, written off); unknown numbers are ignored."""
         invoice = self._invoices.pop(invoice_number, None)
         if invoice is None:
             return
-        seq = self._seq.pop(invoice_number)
-        del self._by_seq[seq]
-        self._index_ids(invoice, add=False)
-        self._index_amount(invoice, seq, add=False)
-        dues = self._sorted_due.get(invoice.currency, [])
-        position = bisect.bisect_left(dues, (invoice.due_at, seq))
-        if position < len(dues) and dues[position] == (invoice.due_at, seq):
-            del dues[position]
+        self._index_ids(invoice, _drop)
+        if invoice.open_minor > 0:
+            _remove(self._sorted_amounts[invoice.currency], invoice, _by_open)
+        _remove(self._sorted_due[invoice.currency], invoice, _by_due)
         self.version += 1
 
-    def _index_ids(self, invoice: OpenInvoice, *, add: bool) -> None:
-        number = invoice.invoice_number
-        ids = [(self._numbers, invoice.invoice_number)]
-        ids.extend((self._external, external) for external in invoice.external_ids)
-        for index, identifier in ids:
-            key, compact, core = _keys(identifier)
+    def _index_ids(self, invoice: OpenInvoice, change: _Change) -> None:
+        identifiers = (invoice.invoice_number, *invoice.external_ids)
+        for identifier in identifiers:
+            key = normalize_reference(identifier)
+            if key:
+                change(self._ids, _bucket(key), invoice)
             tail = tail_key(identifier)
-            for value in {key, compact, core}:
-                _apply(index, value, number, add)
             if len(tail) >= MIN_TAIL_DIGITS:
-                _apply(self._tails, tail, number, add)
+                change(self._tails, _tail_bucket(tail), invoice)
         if invoice.po_number:
-            for value in set(_keys(invoice.po_number)):
-                _apply(self._pos, value, number, add)
-
-    def _index_amount(self, invoice: OpenInvoice, seq: int, *, add: bool) -> None:
-        if invoice.open_minor <= 0:
-            return
-        ordered = self._sorted_amounts.setdefault(invoice.currency, [])
-        entry = (invoice.open_minor, seq)
-        if add:
-            bisect.insort(ordered, entry)
-            return
-        position = bisect.bisect_left(ordered, entry)
-        if position < len(ordered) and ordered[position] == entry:
-            del ordered[position]
+            key = normalize_reference(invoice.po_number)
+            if key:
+                change(self._ids, _bucket(key), invoice)
 
     # --- look-ups -----------------------------------------------------------
 
@@ -304,6 +337,16 @@ class OpenBook:
         tail = tail_key(reference) if allow_tail else ""
         return self.resolve_keys(key, compact, core, tail, allow_po=True)
 
+    def _with_form(self, value: str, field_name: str) -> list[OpenInvoice]:
+        """Invoices (insertion order) whose `field_name` has `value` among its forms."""
+        if not value:
+            return []
+        return [
+            invoice
+            for invoice in _held(self._ids, _bucket(value))
+            if _has_form(invoice, field_name, value)
+        ]
+
     def resolve_keys(
         self, key: str, compact: str, core: str, tail: str = "", *, allow_po: bool = False
     ) -> Resolved | None:
@@ -313,41 +356,41 @@ class OpenBook:
         than a number (its core is the tail): "4711" may name INV-2026-004711
         when no other open invoice ends in 4711.
         """
-        attempts: list[tuple[_MultiIndex, str, str, str]] = [
-            (self._numbers, key, "number", "exact_number"),
-            (self._external, key, "external_id", "exact_number"),
-            (self._numbers, compact, "number", "compact_number"),
-            (self._external, compact, "external_id", "compact_number"),
+        attempts: list[tuple[str, str, str]] = [
+            (_NUMBER, key, "exact_number"),
+            (_EXTERNAL, key, "exact_number"),
+            (_NUMBER, compact, "compact_number"),
+            (_EXTERNAL, compact, "compact_number"),
         ]
         if core and core != key:
-            attempts.append((self._numbers, core, "number", "number_without_prefix"))
-            attempts.append((self._external, core, "external_id", "number_without_prefix"))
-        for index, value, field_name, rule in attempts:
-            numbers = index.get(value)
-            if len(numbers) == 1:
-                invoice = self._invoices[numbers[0]]
+            attempts.append((_NUMBER, core, "number_without_prefix"))
+            attempts.append((_EXTERNAL, core, "number_without_prefix"))
+        for field_name, value, rule in attempts:
+            found = self._with_form(value, field_name)
+            if len(found) == 1:
+                invoice = found[0]
                 if rule == "number_without_prefix" and not _prefixed_core(invoice, value):
                     continue  # "INVI01674" is not "#1674": the prefix is unexplained
                 return Resolved(invoice, field_name, rule)
         if allow_po:
             for value in (key, compact, core):
-                numbers = self._pos.get(value)
-                if len(numbers) == 1:
-                    return Resolved(self._invoices[numbers[0]], "po", "exact_number")
+                found = self._with_form(value, _PO)
+                if len(found) == 1:
+                    return Resolved(found[0], _PO, "exact_number")
         if len(tail) >= MIN_TAIL_DIGITS and tail == core:
-            numbers = self._tails.get(tail)
-            if len(numbers) == 1:
-                invoice = self._invoices[numbers[0]]
+            held = _held(self._tails, _tail_bucket(tail))
+            if len(held) == 1:
+                invoice = held[0]
                 if key == core or _has_prefix(invoice):
-                    return Resolved(invoice, "number", "number_tail")
+                    return Resolved(invoice, _NUMBER, "number_tail")
         return None
 
     def by_po(self, key: str, compact: str, core: str) -> list[OpenInvoice]:
         """Invoices carrying a PO (several invoices may share one)."""
         for value in (key, compact, core):
-            numbers = self._pos.get(value)
-            if numbers:
-                return [self._invoices[number] for number in numbers]
+            found = self._with_form(value, _PO)
+            if found:
+                return found
         return []
 
     def with_open(self, currency: str, open_minor: int) -> list[OpenInvoice]:
@@ -357,25 +400,27 @@ class OpenBook:
     def open_between(self, currency: str, low_minor: int, high_minor: int) -> list[OpenInvoice]:
         """Invoices with low <= open <= high, ascending by open amount."""
         ordered = self._sorted_amounts.get(currency, [])
-        start = bisect.bisect_left(ordered, (low_minor, -1))
-        stop = bisect.bisect_right(ordered, (high_minor, self._next_seq))
-        return [self._invoices[self._by_seq[seq]] for _, seq in ordered[start:stop]]
+        start = bisect.bisect_left(ordered, (low_minor, -1), key=_by_open)
+        stop = bisect.bisect_right(ordered, (high_minor, self._next_seq), key=_by_open)
+        return ordered[start:stop]
 
     def nearest_open(self, currency: str, amount_minor: int, limit: int) -> list[OpenInvoice]:
         """Up to `limit` invoices whose open amount is closest to `amount_minor`."""
         ordered = self._sorted_amounts.get(currency, [])
-        right = bisect.bisect_left(ordered, (amount_minor, -1))
+        right = bisect.bisect_left(ordered, (amount_minor, -1), key=_by_open)
         left = right - 1
         picked: list[OpenInvoice] = []
         while len(picked) < limit and (left >= 0 or right < len(ordered)):
             take_left = right >= len(ordered) or (
-                left >= 0 and amount_minor - ordered[left][0] <= ordered[right][0] - amount_minor
+                left >= 0
+                and amount_minor - ordered[left].open_minor
+                <= ordered[right].open_minor - amount_minor
             )
             if take_left:
-                picked.append(self._invoices[self._by_seq[ordered[left][1]]])
+                picked.append(ordered[left])
                 left -= 1
             else:
-                picked.append(self._invoices[self._by_seq[ordered[right][1]]])
+                picked.append(ordered[right])
                 right += 1
         return picked
 
@@ -385,21 +430,21 @@ class OpenBook:
         """Up to `limit` invoices with 0 < open <= high, due closest to `moment`,
         looking at no more than `scan_limit` entries of the due-date index."""
         dues = self._sorted_due.get(currency, [])
-        right = bisect.bisect_left(dues, (moment, -1))
+        right = bisect.bisect_left(dues, (moment, -1), key=_by_due)
         left = right - 1
         picked: list[OpenInvoice] = []
         scanned = 0
         while len(picked) < limit and scanned < scan_limit and (left >= 0 or right < len(dues)):
             take_left = right >= len(dues) or (
-                left >= 0 and moment - dues[left][0] <= dues[right][0] - moment
+                left >= 0 and moment - dues[left].due_at <= dues[right].due_at - moment
             )
-            seq = dues[left][1] if take_left else dues[right][1]
             if take_left:
+                invoice = dues[left]
                 left -= 1
             else:
+                invoice = dues[right]
                 right += 1
             scanned += 1
-            invoice = self._invoices[self._by_seq[seq]]
             if 0 < invoice.open_minor <= high_minor:
                 picked.append(invoice)
         return picked
@@ -420,7 +465,7 @@ class OpenBook:
 
     def sequence(self, invoice_number: str) -> int:
         """Insertion rank: the deterministic tie-breaker."""
-        return self._seq[invoice_number]
+        return self._invoices[invoice_number].seq
 
     def __len__(self) -> int:
         return len(self._invoices)
@@ -430,6 +475,20 @@ class OpenBook:
 
     def __contains__(self, invoice_number: object) -> bool:
         return invoice_number in self._invoices
+
+
+_NUMBER = "number"
+_EXTERNAL = "external_id"
+_PO = "po"
+
+
+def _has_form(invoice: OpenInvoice, field_name: str, value: str) -> bool:
+    """Whether the invoice's number, one of its external ids or its PO has `value`."""
+    if field_name == _NUMBER:
+        return value in _forms(invoice.invoice_number)
+    if field_name == _EXTERNAL:
+        return any(value in _forms(external) for external in invoice.external_ids)
+    return bool(invoice.po_number) and value in _forms(invoice.po_number or "")
 
 
 def _prefixed_core(invoice: OpenInvoice, core: str) -> bool:
@@ -451,13 +510,6 @@ def _has_prefix(invoice: OpenInvoice) -> bool:
         if key != core_key(key):
             return True
     return False
-
-
-def _apply(index: _MultiIndex, key: str, number: str, add: bool) -> None:
-    if add:
-        index.add(key, number)
-    else:
-        index.discard(key, number)
 
 
 # --- the cascade ------------------------------------------------------------
