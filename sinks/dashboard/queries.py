@@ -9,7 +9,7 @@ a million invoices never ships a million rows to the browser.
 The numbers come from `sinks/views/*.sql` unchanged (run directly, or wrapped
 in `SELECT ... FROM (<view>)` to filter and page); the lists the views do not
 have live beside this module as `*.sql`, each stating which view rules it
-repeats.
+repeats (the exception list and counts run the exception queue view itself).
 
 Exception tree:
     DashboardError (Exception)
@@ -124,6 +124,25 @@ def _ms(moment: datetime) -> datetime:
 
 def _sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+_PAGING = "LIMIT {limit:UInt32} OFFSET {offset:UInt32}"
+_OPEN_EXCEPTIONS = "{open_exceptions}"
+
+
+def _on_open_exceptions(name: str) -> str:
+    """`name`.sql with the exception queue view, unpaged, in place of its marker.
+
+    Why: which exceptions are open is decided once, in the view; the list and the
+    counts only filter, sort and page what it returns.
+    """
+    queue = view_sql("exception_queue").rstrip()
+    if not queue.endswith(_PAGING):
+        raise AssertionError("views/exception_queue.sql must end with its paging line")
+    sql = _sql(name)
+    if sql.count(_OPEN_EXCEPTIONS) != 1:
+        raise AssertionError(f"{name}.sql must hold one {_OPEN_EXCEPTIONS} marker")
+    return sql.replace(_OPEN_EXCEPTIONS, queue.removesuffix(_PAGING))
 
 
 def _choice(value: str, allowed: tuple[str, ...], name: str) -> str:
@@ -281,7 +300,7 @@ class DashboardQueries:
         # age descending = opened earliest first = ascending opened_at.
         ascending_key = (sort == "age") == descending
         rows = self.rows(
-            _sql("exceptions"),
+            _on_open_exceptions("exceptions"),
             as_of=as_of,
             kind=kind,
             currency=currency,
@@ -291,7 +310,7 @@ class DashboardQueries:
         )
         counts = {
             row["kind"]: row["open_count"]
-            for row in self.rows(_sql("exception_counts"), as_of=as_of)
+            for row in self.rows(_on_open_exceptions("exception_counts"), as_of=as_of)
         }
         result = _paged(rows, page, "total_open", as_of=as_of, kind=kind, sort=sort)
         result["counts"] = counts

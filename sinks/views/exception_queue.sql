@@ -9,7 +9,9 @@
 -- acceptance: see rows.py).  An 'unapplied' exception leaves the queue once its payment has cash applied after it
 -- was opened, or once a newer 'unapplied' exception exists for the same payment.
 -- age_hours is whole hours since opened_at; age_days calendar days (UTC).
--- total_open counts the whole queue, not just the page.
+-- total_open counts the whole queue, not just the page.  candidates and evidence
+-- are the engine's (unapplied cash).  The dashboard's exception list and counts
+-- run this query without its last line (the paging): keep that line last.
 WITH
     latest AS (
         SELECT
@@ -25,7 +27,9 @@ WITH
             argMax(currency, version) AS exception_currency,
             argMax(reason, version) AS exception_reason,
             argMax(source, version) AS exception_source,
-            argMax(ref, version) AS exception_ref
+            argMax(ref, version) AS exception_ref,
+            argMax(candidates, version) AS exception_candidates,
+            argMax(evidence, version) AS exception_evidence
         FROM exceptions
         WHERE updated_at <= {as_of:DateTime64(3, 'UTC')}
         GROUP BY exception_id
@@ -40,7 +44,7 @@ WITH
         SELECT payment_id, max(at) AS last_applied_at
         FROM applications
         WHERE at <= {as_of:DateTime64(3, 'UTC')} AND reversed = 0
-          AND payment_id IN (SELECT payment_id FROM newest_unapplied)
+          AND payment_key IN (SELECT cityHash64(payment_id) FROM newest_unapplied)
         GROUP BY payment_id
     ),
     queue AS (
@@ -66,6 +70,8 @@ SELECT
     exception_reason AS reason,
     exception_source AS source,
     exception_ref AS ref,
+    exception_candidates AS candidates,
+    exception_evidence AS evidence,
     opened AS opened_at,
     intDiv(toUnixTimestamp64Milli({as_of:DateTime64(3, 'UTC')})
            - toUnixTimestamp64Milli(opened), 3600000) AS age_hours,
