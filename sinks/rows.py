@@ -155,40 +155,45 @@ def outcome_rows(outcome: Outcome, *, seq: int = 0, rule_version: str = "") -> l
 
 
 def _application(outcome: Applied, rule_version: str) -> TableRow:
-    return "applications", {
-        "application_id": outcome.outcome_id,
-        "at": ensure_utc(outcome.at),
-        "payment_id": outcome.payment_id,
-        "invoice_number": outcome.invoice_number,
-        "customer_id": outcome.customer_id,
-        "amount_minor": outcome.amount_minor,
-        "currency": outcome.currency,
-        "method": outcome.method,
-        "confidence": outcome.confidence,
-        "evidence": list(outcome.evidence),
-        "rule_version": rule_version,
-        "reversed": 0,
-        "reason": "",
-    }
+    return _journal_row(
+        outcome,
+        outcome.amount_minor,
+        method=outcome.method,
+        confidence=outcome.confidence,
+        evidence=list(outcome.evidence),
+        rule_version=rule_version,
+        reversed=0,
+        reason="",
+    )
 
 
 def _reversal(outcome: Reversed) -> TableRow:
     """A reversal is its own row with a negative amount: history stays append-only."""
-    return "applications", {
+    return _journal_row(
+        outcome,
+        -outcome.amount_minor,
+        method="reversal",
+        confidence=1.0,
+        evidence=[],
+        rule_version="",
+        reversed=1,
+        reason=outcome.reason,
+    )
+
+
+def _journal_row(outcome: Applied | Reversed, amount_minor: int, **fields: Any) -> TableRow:
+    """An `applications` row: what an application and a reversal share, then `fields`."""
+    row: Row = {
         "application_id": outcome.outcome_id,
         "at": ensure_utc(outcome.at),
         "payment_id": outcome.payment_id,
         "invoice_number": outcome.invoice_number,
         "customer_id": outcome.customer_id,
-        "amount_minor": -outcome.amount_minor,
+        "amount_minor": amount_minor,
         "currency": outcome.currency,
-        "method": "reversal",
-        "confidence": 1.0,
-        "evidence": [],
-        "rule_version": "",
-        "reversed": 1,
-        "reason": outcome.reason,
+        **fields,
     }
+    return "applications", row
 
 
 def _payment(outcome: Applied | Unapplied, status: str, seq: int) -> TableRow:
@@ -204,13 +209,14 @@ def _payment(outcome: Applied | Unapplied, status: str, seq: int) -> TableRow:
 
 
 def _exception(
-    outcome_id: str, at: datetime, seq: int, kind: str, status: str = "open", **fields: Any
+    outcome: Outcome, seq: int, kind: str, status: str = "open", **fields: Any
 ) -> TableRow:
+    """An `exceptions` row opened by `outcome`; `fields` fill the other columns."""
     row: Row = {
-        "exception_id": outcome_id,
-        "opened_at": ensure_utc(at),
-        "updated_at": at,
-        "version": version_of(at, seq),
+        "exception_id": outcome.outcome_id,
+        "opened_at": ensure_utc(outcome.at),
+        "updated_at": outcome.at,
+        "version": version_of(outcome.at, seq),
         "kind": kind,
         "status": status,
         "owner": "",
@@ -233,8 +239,7 @@ def _exception(
 
 def _unapplied(outcome: Unapplied, seq: int) -> TableRow:
     return _exception(
-        outcome.outcome_id,
-        outcome.at,
+        outcome,
         seq,
         "unapplied",
         payment_id=outcome.payment_id,
@@ -274,11 +279,11 @@ def _short_paid_id(outcome: ShortPaid) -> str:
 def _short_paid(outcome: ShortPaid, seq: int) -> TableRow:
     kind, status = _short_paid_kind(outcome)
     table, row = _exception(
-        _short_paid_id(outcome),
-        outcome.at,
+        outcome,
         seq,
         kind,
         status,
+        exception_id=_short_paid_id(outcome),
         payment_id=outcome.payment_id,
         invoice_number=outcome.invoice_number,
         customer_id=outcome.customer_id,
@@ -293,8 +298,7 @@ def _short_paid(outcome: ShortPaid, seq: int) -> TableRow:
 
 def _overpaid(outcome: Overpaid, seq: int) -> TableRow:
     return _exception(
-        outcome.outcome_id,
-        outcome.at,
+        outcome,
         seq,
         "overpaid",
         payment_id=outcome.payment_id,
@@ -307,8 +311,7 @@ def _overpaid(outcome: Overpaid, seq: int) -> TableRow:
 def _duplicate(outcome: Duplicate, seq: int) -> TableRow:
     """Informational: the payment was applied once; nothing for ops to do."""
     return _exception(
-        outcome.outcome_id,
-        outcome.at,
+        outcome,
         seq,
         "duplicate",
         "resolved",
@@ -319,8 +322,7 @@ def _duplicate(outcome: Duplicate, seq: int) -> TableRow:
 
 def _rejected(outcome: Rejected, seq: int) -> TableRow:
     return _exception(
-        outcome.outcome_id,
-        outcome.at,
+        outcome,
         seq,
         "dead_letter",
         reason=outcome.reason,
@@ -332,8 +334,7 @@ def _rejected(outcome: Rejected, seq: int) -> TableRow:
 def _credit_limit(outcome: CreditLimitExceeded, seq: int) -> list[TableRow]:
     excess_minor = outcome.exposure_minor - outcome.limit_minor
     exception = _exception(
-        outcome.outcome_id,
-        outcome.at,
+        outcome,
         seq,
         "credit_limit_exceeded",
         invoice_number=outcome.invoice_number,
