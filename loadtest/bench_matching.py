@@ -8,6 +8,11 @@ exact amount, subset search), then the worst subset-search time seen over many
 random books, which the policy's bound (max_subset_candidates,
 max_subset_size, max_subset_steps) must keep under 2 ms.
 
+The worst case is CPU time (`time.process_time_ns`), the least of a few runs
+of the same payment: the search's work is fixed by its inputs, and a shared
+machine's preemptions are not part of it. Payments come both as bank transfers
+(exact sums only) and card payments (a fee window is searched too).
+
 Each iteration matches a different payment (texts are not reused), so the
 numbers include reference extraction. Books are seeded: runs are comparable.
 """
@@ -18,15 +23,17 @@ import argparse
 import random
 import statistics
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from arrecon.state.events import PaymentReceived
+from arrecon.state.events import PaymentReceived, Rail
 from arrecon.state.matching import MatchPolicy, OpenBook, OpenInvoice, match_payment
 from arrecon.state.money import Money
 
 EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
 SIZES = (10, 1_000, 10_000)
 WORST_SUBSET_LIMIT_NS = 2_000_000
+WORST_REPEATS = 3  # runs per payment in the worst-case search (least CPU time kept)
 
 
 def make_book(rng: random.Random, size: int) -> OpenBook:
@@ -109,21 +116,38 @@ def medians(iterations: int, seed: int) -> None:
         print(f"{name:<16}" + "".join(f"{value:>12.1f}" for value in values))
 
 
-def worst_subset(books: int, seed: int) -> int:
-    """Worst time of a payment that reaches the subset step (no reference,
-    no single-invoice amount) over `books` random books of 10..200 invoices."""
+def cpu_match_ns(book: OpenBook, paid: PaymentReceived, policy: MatchPolicy) -> int:
+    """Least CPU time of `WORST_REPEATS` runs of one `match_payment`, in ns."""
+    best = None
+    for _ in range(WORST_REPEATS):
+        start = time.process_time_ns()
+        match_payment(book, paid, policy)
+        spent = time.process_time_ns() - start
+        best = spent if best is None else min(best, spent)
+    assert best is not None
+    return best
+
+
+def worst_subset(books: int, seed: int) -> tuple[int, str]:
+    """Worst CPU time of a payment that reaches the subset step (no reference,
+    no single-invoice amount) over `books` random books of 10..200 invoices,
+    and the method that payment ended with."""
     policy = MatchPolicy()
     rng = random.Random(seed)
-    worst_ns = 0
+    worst_ns, worst_method = 0, ""
     for index in range(books):
         book = make_book(rng, rng.randrange(10, 200))
         invoices = list(book)
         group = rng.sample(invoices, rng.randrange(2, 7))
         total = sum(inv.open_minor for inv in group)
         for amount_minor in (total, total - rng.randrange(0, 500), rng.randrange(1_000, total)):
-            paid = payment(index, max(1, amount_minor))
-            worst_ns = max(worst_ns, time_match(book, paid, policy))
-    return worst_ns
+            bank = payment(index, max(1, amount_minor))
+            for paid in (bank, replace(bank, rail=Rail.CARD)):
+                spent_ns = cpu_match_ns(book, paid, policy)
+                if spent_ns > worst_ns:
+                    worst_ns = spent_ns
+                    worst_method = match_payment(book, paid, policy).method
+    return worst_ns, worst_method
 
 
 def main() -> None:
@@ -133,10 +157,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     medians(args.iterations, args.seed)
-    worst_ns = worst_subset(args.books, args.seed)
+    worst_ns, method = worst_subset(args.books, args.seed)
     verdict = "ok" if worst_ns <= WORST_SUBSET_LIMIT_NS else "OVER LIMIT"
+    limit_ms = WORST_SUBSET_LIMIT_NS / 1e6
     print(
-        f"worst subset search over {args.books} random books: {worst_ns / 1000:.0f} us ({verdict})"
+        f"worst subset search over {args.books} random books (CPU time, least of "
+        f"{WORST_REPEATS} runs): {worst_ns / 1000:.0f} us against {limit_ms:.0f} ms "
+        f"({verdict}; that payment ended as {method})"
     )
 
 

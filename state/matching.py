@@ -944,39 +944,51 @@ class _StepCapError(Exception):
     """The subset search used its step budget (uniqueness not proven)."""
 
 
-# Per subset size: the half's subset sums, ascending.
-_Groups: TypeAlias = list[list[int]]
-
-
 @dataclass(slots=True)
 class _Half:
     """All subsets (size <= max_size) of some candidates, by size then
-    combination order; only sums are stored, subsets are rebuilt on demand."""
+    combination order; only sums are stored, subsets are rebuilt on demand.
+    Sorted copies and sets of a size's sums are made when first asked for."""
 
     positions: list[int]
     sums: list[int]
     sizes: list[int]
     offsets: list[int]  # offsets[k]: first index of size-k subsets
+    groups: list[list[int]]  # groups[k]: sums of size-k subsets, combination order
+    _amounts: list[int] = field(default_factory=list)  # ascending
+    _sorted: dict[int, list[int]] = field(default_factory=dict)
+    _sets: dict[int, set[int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, positions: list[int], values: list[int], max_size: int) -> _Half:
-        amounts = [values[position] for position in positions]
         sums: list[int] = []
         sizes: list[int] = []
         offsets: list[int] = []
-        for size in range(min(max_size, len(amounts)) + 1):
+        amounts = [values[position] for position in positions]
+        groups = _sums_by_size(amounts, max_size)
+        for size, part in enumerate(groups):
             offsets.append(len(sums))
-            part = list(map(sum, combinations(amounts, size)))
             sums += part
             sizes += [size] * len(part)
-        return cls(positions, sums, sizes, offsets)
+        return cls(positions, sums, sizes, offsets, groups, sorted(amounts))
 
-    def by_size(self) -> list[list[int]]:
-        """Per size: the subset sums, ascending."""
-        bounds = [*self.offsets, len(self.sums)]
-        return [
-            sorted(self.sums[bounds[size] : bounds[size + 1]]) for size in range(len(self.offsets))
-        ]
+    def ordered(self, size: int) -> list[int]:
+        """The sums of `size`, ascending."""
+        found = self._sorted.get(size)
+        if found is None:
+            found = self._sorted[size] = sorted(self.groups[size])
+        return found
+
+    def as_set(self, size: int) -> set[int]:
+        found = self._sets.get(size)
+        if found is None:
+            found = self._sets[size] = set(self.groups[size])
+        return found
+
+    def span(self, size: int) -> tuple[int, int]:
+        """Smallest and largest sum of `size`: the `size` smallest / largest amounts."""
+        ordered = self._amounts
+        return sum(ordered[:size]), sum(ordered[len(ordered) - size :])
 
     def locate(self, size: int, ordered: list[int], position: int) -> int:
         """Index of the subset behind `ordered[position]` (the sorted sums of
@@ -995,6 +1007,31 @@ class _Half:
         return tuple(chosen)
 
 
+def _sums_by_size(amounts: list[int], max_size: int) -> list[list[int]]:
+    """Per size k <= max_size: the sums of all k-subsets, in `combinations` order.
+
+    Why not `map(sum, combinations(...))`: that adds up every tuple again. The
+    k-subsets starting at element i are that element plus the (k-1)-subsets of
+    the elements after it, which are a suffix of the previous size's list; so
+    each sum costs one addition inside a C-level `map`.
+    """
+    count = len(amounts)
+    top = min(max_size, count)
+    result = [[0], list(amounts)] if top else [[0]]
+    previous = amounts  # size 1: the 1-subsets of amounts[i:] are amounts[i:] ...
+    starts = list(range(count + 1))  # ... starts[i]: where the subsets of amounts[i:] begin
+    for size in range(2, top + 1):
+        current: list[int] = []
+        next_starts: list[int] = []
+        for start in range(count - size + 1):
+            next_starts.append(len(current))
+            current += map(amounts[start].__add__, previous[starts[start + 1] :])
+        next_starts += [len(current)] * (count + 1 - len(next_starts))
+        result.append(current)
+        previous, starts = current, next_starts
+    return result
+
+
 def _subset_count(count: int, max_size: int) -> int:
     return sum(comb(count, size) for size in range(min(max_size, count) + 1))
 
@@ -1005,11 +1042,16 @@ class _SubsetSearch:
 
     Why not plain DFS: its tree grows with the number of small invoices and
     Python pays about a microsecond per node. Each half's subset sums
-    (size <= max_size) are enumerated at C speed (`map(sum, combinations)`);
-    one bisection per left-half sum finds right-half partners. For the default
-    24 candidates / 6 invoices that is 2 * 2,510 sums and 2,510 probes, known
-    before starting: when sums + probes would exceed `max_steps` the search is
-    refused (not proven unique), so its cost is bounded up front.
+    (size <= max_size) are enumerated at C speed (`_sums_by_size`); for each
+    (left size, right size) pair, right-half partners are found by bisection.
+
+    Work bound, fixed before starting and independent of the amounts: for the
+    default 24 candidates / 6 invoices, 2 * 2,510 subset sums, then for each of
+    the 49 size pairs one range test (min/max sums), in the exact window one
+    set test, and for pairs that can hit, one bisection per sum of the smaller
+    group (at most sum(min(C(12, i), C(12, j))), about 670). When the sums would
+    exceed `max_steps` the search is refused (not proven unique). Results do
+    not depend on time: the same book and payment always give the same answer.
     """
 
     values: list[int]
@@ -1028,30 +1070,34 @@ class _SubsetSearch:
             raise _StepCapError
         left = _Half.of(list(range(middle)), self.values, self.max_size)
         right = _Half.of(list(range(middle, len(self.values))), self.values, self.max_size)
-        groups = (left, left.by_size(), right, right.by_size())
-        exact = self._pairs(groups, (low_minor, low_minor))
+        exact = self._pairs(left, right, (low_minor, low_minor))
         if exact:
             return exact, True
-        return self._pairs(groups, (low_minor + 1, high_minor)), False
+        return self._pairs(left, right, (low_minor + 1, high_minor)), False
 
-    def _pairs(
-        self,
-        groups: tuple[_Half, _Groups, _Half, _Groups],
-        window: tuple[int, int],
-    ) -> list[tuple[int, ...]]:
-        """Up to 2 left+right subsets with sums in the window.
+    def _pairs(self, left: _Half, right: _Half, window: tuple[int, int]) -> list[tuple[int, ...]]:
+        """Up to 2 left+right subsets with sums in the window, in a fixed order:
+        size pairs in turn, and within a pair ascending by the walked sums.
 
-        For each (left size, right size) pair the smaller group is walked and
-        the larger one bisected, so every hit is a valid subset and the probe
-        count is sum(min(C(12, i), C(12, j))), about 670 for the defaults.
+        Pairs that cannot hit are skipped without a probe: their sums miss the
+        window (min/max test) or, for an exact window, no right sum equals the
+        amount minus a left sum (set test at C speed).
         """
-        left, left_groups, right, right_groups = groups
+        low, high = window
         found: list[tuple[int, ...]] = []
-        for left_size, left_sums in enumerate(left_groups):
-            for right_size in range(min(len(right_groups), self.max_size - left_size + 1)):
+        if low > high:
+            return found
+        for left_size in range(len(left.groups)):
+            left_span = left.span(left_size)
+            for right_size in range(min(len(right.groups), self.max_size - left_size + 1)):
                 if left_size + right_size == 0:
                     continue
-                right_sums = right_groups[right_size]
+                right_span = right.span(right_size)
+                if left_span[0] + right_span[0] > high or left_span[1] + right_span[1] < low:
+                    continue
+                if low == high and not _any_partner(left, left_size, right, right_size, low):
+                    continue
+                left_sums, right_sums = left.ordered(left_size), right.ordered(right_size)
                 swap = len(left_sums) > len(right_sums)
                 walk, probe = (right_sums, left_sums) if swap else (left_sums, right_sums)
                 for walk_pos, probe_pos in _window_hits(walk, probe, window):
@@ -1062,6 +1108,18 @@ class _SubsetSearch:
                     if len(found) >= 2:
                         return found
         return found
+
+
+def _any_partner(left: _Half, left_size: int, right: _Half, right_size: int, total: int) -> bool:
+    """Whether some left sum plus some right sum is `total`: the smaller group is
+    walked against a set of the larger one, at C speed."""
+    small, large = (
+        (left, right)
+        if len(left.groups[left_size]) <= len(right.groups[right_size])
+        else (right, left)
+    )
+    small_size, large_size = (left_size, right_size) if small is left else (right_size, left_size)
+    return not large.as_set(large_size).isdisjoint(map(total.__sub__, small.groups[small_size]))
 
 
 def _window_hits(

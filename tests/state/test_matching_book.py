@@ -1,0 +1,123 @@
+"""OpenBook's shared buckets and the subset search's enumeration, against brute force."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import combinations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arrecon.state.matching import (
+    OpenBook,
+    OpenInvoice,
+    _forms,
+    _SubsetSearch,
+    _sums_by_size,
+)
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def invoice(number: str, *, po: str | None = None, external: tuple[str, ...] = ()) -> OpenInvoice:
+    return OpenInvoice(number, "USD", 1_000, 1_000, T0, po, external)
+
+
+def test_numbers_differing_only_by_zeros_share_a_bucket_but_resolve_exactly() -> None:
+    numbers = ["INV-2026-000100", "INV-2026-001000", "INV-2026-010000"]
+    book = OpenBook([invoice(number) for number in [*numbers, "2026-100"]])
+    assert book.find("2026-100") is None  # also the core of INV-2026-000100: ambiguous
+    for number in numbers:
+        found = book.find(number)
+        assert found is not None
+        assert found.invoice_number == number
+    hit = book.find("inv2026 1000")  # the key form of INV-2026-001000
+    assert hit is not None
+    assert hit.invoice_number == "INV-2026-001000"
+    assert book.find("INV-2026-000010") is None
+
+
+def test_removal_leaves_the_other_invoices_of_a_bucket() -> None:
+    book = OpenBook([invoice("A-100"), invoice("A-1000"), invoice("B-100", po="PO-100")])
+    book.remove("A-100")
+    assert "A-100" not in book
+    gone = book.find("A-100")  # now only B-100's core "100" can answer
+    assert gone is not None
+    assert gone.invoice_number == "B-100"
+    assert [i.invoice_number for i in book.by_po("PO100", "PO100", "100")] == ["B-100"]
+    found = book.find("A-1000")
+    assert found is not None
+    assert found.invoice_number == "A-1000"
+
+
+IDS = st.text(alphabet="AB0-1", min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(IDS, st.one_of(st.none(), IDS), IDS), max_size=8),
+    IDS,
+)
+def test_po_and_form_look_ups_equal_a_scan_of_the_book(
+    rows: list[tuple[str, str | None, str]], reference: str
+) -> None:
+    invoices = {}
+    for index, (number, po, external) in enumerate(rows):
+        invoices[f"{number}#{index}"] = invoice(f"{number}#{index}", po=po, external=(external,))
+    book = OpenBook(list(invoices.values()))
+    for value in _forms(reference):
+        scanned = [
+            inv for inv in invoices.values() if inv.po_number and value in _forms(inv.po_number)
+        ]
+        assert book.by_po(value, value, value) == scanned
+        for field, ids_of in (
+            ("number", lambda inv: (inv.invoice_number,)),
+            ("external_id", lambda inv: inv.external_ids),
+        ):
+            expected = [
+                inv for inv in invoices.values() if any(value in _forms(i) for i in ids_of(inv))
+            ]
+            assert book._with_form(value, field) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-50, 10_000), max_size=13), st.integers(0, 7))
+def test_subset_sums_come_in_combinations_order(amounts: list[int], max_size: int) -> None:
+    expected = [
+        [sum(chosen) for chosen in combinations(amounts, size)]
+        for size in range(min(max_size, len(amounts)) + 1)
+    ]
+    assert _sums_by_size(amounts, max_size) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=10), st.integers(1, 200))
+def test_subset_search_finds_the_only_exact_subset(values: list[int], target: int) -> None:
+    exact = [
+        chosen
+        for size in range(1, 5)
+        for chosen in combinations(range(len(values)), size)
+        if sum(values[i] for i in chosen) == target
+    ]
+    found, is_exact = _SubsetSearch(values, 4, 20_000).find(target, target)
+    if not exact:
+        assert found == []
+        assert not is_exact
+        return
+    assert is_exact
+    assert all(sum(values[i] for i in chosen) == target for chosen in found)
+    assert len(found) == min(2, len(exact))
+    if len(exact) == 1:
+        assert sorted(found[0]) == list(exact[0])
+
+
+def test_due_dates_order_the_subset_pool_deterministically() -> None:
+    book = OpenBook(
+        [
+            OpenInvoice(f"S-{n}", "USD", 100 + n, 100 + n, T0 + timedelta(days=n % 3))
+            for n in range(30)
+        ]
+    )
+    first = book.due_nearest("USD", T0, 10_000, 24, 192)
+    assert first == book.due_nearest("USD", T0, 10_000, 24, 192)
+    assert [inv.due_at for inv in first] == sorted(inv.due_at for inv in first)
