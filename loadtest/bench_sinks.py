@@ -4,8 +4,9 @@ Part 1 pushes pre-built rows (made by `sinks/rows.py` from outcomes and events)
 through `ClickHouseWriter` into chDB and reports rows/s per table at the
 writer's batch size. Part 2 generates a ledger of `--invoices` invoices (about
 1.6 versions each in invoice_events) and `--applications` applications directly
-with INSERT ... SELECT, then times every view (median of `--repeat` runs after a
-warm-up) as of the end of the data and as of a date in the past.
+with INSERT ... SELECT, then times every view and the dashboard's header KPIs
+(`DashboardQueries.summary`; median of `--repeat` runs after a warm-up) as of the
+end of the data and as of a date in the past.
 
     .venv/bin/python -m arrecon.loadtest.bench_sinks --folder /tmp/bench-chdb
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from arrecon.sinks.clickhouse import ClickHouseWriter, acquire_client, release_client, run_view
+from arrecon.sinks.dashboard.queries import DashboardQueries
 from arrecon.sinks.rows import TableRow, customer_rows, fee_rows, outcome_rows, raw_event_row
 from arrecon.state.events import CustomerUpserted, PayoutLine, PayoutSettled
 from arrecon.state.money import Money
@@ -38,7 +40,7 @@ from arrecon.state.outcomes import (
     make_outcome_id,
 )
 
-__all__ = ["GENERATORS", "bench_views", "bench_writer", "load_ledger", "main"]
+__all__ = ["GENERATORS", "bench_summary", "bench_views", "bench_writer", "load_ledger", "main"]
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 CURRENCIES = ("USD", "EUR", "GBP")
@@ -258,15 +260,17 @@ VIEW_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+_MOMENTS = {
+    "end": datetime(2026, 3, 1, tzinfo=UTC),
+    "past": datetime(2025, 6, 30, 12, tzinfo=UTC),
+}
+
+
 def bench_views(client: Any, repeat: int) -> dict[str, dict[str, float]]:
     """Median ms per view, as of the end of the data and as of a past date."""
-    moments = {
-        "end": datetime(2026, 3, 1, tzinfo=UTC),
-        "past": datetime(2025, 6, 30, 12, tzinfo=UTC),
-    }
     results: dict[str, dict[str, float]] = {}
     for name, extra in VIEW_PARAMS.items():
-        for label, as_of in moments.items():
+        for label, as_of in _MOMENTS.items():
             run_view(client, name, as_of=as_of, **extra)  # warm-up
             timings_ms = []
             for _ in range(repeat):
@@ -278,6 +282,24 @@ def bench_views(client: Any, repeat: int) -> dict[str, dict[str, float]]:
                 "max_ms": max(timings_ms),
                 "rows": len(rows),
             }
+    return results
+
+
+def bench_summary(client: Any, repeat: int) -> dict[str, dict[str, float]]:
+    """Median ms of the dashboard's header KPIs (kpis + cash_kpis + match rate)."""
+    queries = DashboardQueries(client=client)
+    results: dict[str, dict[str, float]] = {}
+    for label, as_of in _MOMENTS.items():
+        queries.summary(as_of, period_days=90)  # warm-up
+        timings_ms = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            queries.summary(as_of, period_days=90)
+            timings_ms.append((time.perf_counter() - started) * 1000)
+        results[f"summary@{label}"] = {
+            "median_ms": statistics.median(timings_ms),
+            "max_ms": max(timings_ms),
+        }
     return results
 
 
@@ -299,11 +321,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             write_client.command(f"TRUNCATE TABLE {table}")
         load_s = load_ledger(write_client, args.invoices, args.applications)
         view_results = bench_views(write_client, args.repeat)
+        dashboard_results = bench_summary(write_client, args.repeat)
     finally:
         release_client(dsn)
         if args.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
-    report = {"writer": writer_results, "ledger_load_s": load_s, "views": view_results}
+    report = {
+        "writer": writer_results,
+        "ledger_load_s": load_s,
+        "views": view_results,
+        "dashboard": dashboard_results,
+    }
     print(json.dumps(report, indent=2))
     return report
 
