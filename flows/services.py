@@ -209,7 +209,7 @@ class KafkaService(_Service):
         return path
 
     def _format_storage(self, base: list[str], config: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         command = [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -338,3 +338,16 @@ def run_services_until_interrupted(kafka: bool = True, redis: bool = True) -> No
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id as Kafka's own `Uuid.randomUuid` makes it.
+
+    Why: the id is passed as a command-line value, and one starting with "-"
+    (1 in 32 of base64url ids) is read by the storage tool as an option; Kafka
+    redraws those too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
