@@ -31,7 +31,7 @@ from arrecon.flows.reconcile import FlowConfig, build_flow
 from arrecon.flows.steps import InputError, Tagged
 from arrecon.state.outcomes import Outcome
 
-__all__ = ["ReplayError", "parse_line", "replay"]
+__all__ = ["CollectSink", "RenderSink", "ReplayError", "parse_line", "replay"]
 
 BATCH_LINES = 500
 # Collector thresholds while the flow runs. Why: replay keeps every outcome until
@@ -179,6 +179,46 @@ class CollectSink(DynamicSink[Tagged]):
         return _CollectPartition(self.items)
 
 
+# (position, sub, seq, arrival number, JSON line): plain tuples sort in input
+# order, ties by arrival (emission) order, like `ordered_records`.
+_Row = tuple[int, int, int, int, bytes]
+
+
+class _RenderPartition(StatelessSinkPartition[Tagged]):
+    def __init__(self, into: list[_Row]) -> None:
+        self.into = into
+
+    def write_batch(self, items: list[Tagged]) -> None:
+        into = self.into
+        start = len(into)
+        into.extend(
+            (tagged.position, tagged.sub, tagged.seq, start + number, outcome_json(tagged.outcome))
+            for number, tagged in enumerate(items)
+        )
+
+
+class RenderSink(DynamicSink[Tagged]):
+    """Renders each outcome to its JSON line as it arrives; `lines()` gives them in order.
+
+    Why: replay holds every outcome until the end. As bytes with an int key they
+    are a fraction of the objects (the collector never walks them) and need no
+    rendering pass after the run.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[_Row] = []
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RenderPartition:
+        return _RenderPartition(self.rows)
+
+    def lines(self) -> Iterator[bytes]:
+        """Each JSON line with its newline, in input order; the rows are let go."""
+        rows, self.rows = self.rows, []
+        rows.sort()
+        for row in rows:
+            yield row[4] + b"\n"
+
+
 def _check_readable(path: Path) -> int:
     try:
         size = path.stat().st_size
@@ -230,11 +270,6 @@ def _rare_collections() -> Iterator[None]:
         gc.set_threshold(*saved)
 
 
-def _lines(records: Iterator[bytes]) -> Iterator[bytes]:
-    for record in records:
-        yield record + b"\n"
-
-
 def replay(
     input_path: Path,
     out_dir: Path,
@@ -249,7 +284,7 @@ def replay(
     size = _check_readable(input_path)
     show = sys.stderr.isatty() if progress is None else progress
     meter = _Progress(size, sys.stderr if show else None)
-    sink = CollectSink()
+    sink = RenderSink()
     config = config or FlowConfig(snapshots=False)
     flow = build_flow(JsonlSource(input_path, meter, batch_lines), sink, config)
     with _rare_collections():
@@ -257,5 +292,5 @@ def replay(
         out_dir.mkdir(parents=True, exist_ok=True)
         out_path = out_dir / "outcomes.jsonl"
         with out_path.open("wb") as handle:
-            handle.writelines(_lines(ordered_records(sink.items)))
+            handle.writelines(sink.lines())
     return out_path

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,9 @@ import jsonschema
 import orjson
 import pytest
 
-from arrecon.flows.replay import replay
+from arrecon.flows.replay import RenderSink, ordered_records, replay
+from arrecon.flows.steps import Tagged
+from arrecon.state.outcomes import Duplicate
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "flows" / "schema" / "outcome.schema.json").read_text()
@@ -200,3 +204,20 @@ def test_output_does_not_depend_on_batch_boundaries(tmp_path: Path) -> None:
     }
     assert outputs[7] == outputs[500] == outputs[5000]
     assert outputs[500].count(b'"applied"') > 100
+
+
+def test_render_sink_writes_the_lines_ordered_records_gives() -> None:
+    """Rendered as they arrive, outcomes still come out in input order, ties by arrival."""
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    rng = random.Random(5)
+    items = [
+        Tagged(rng.randint(-1, 4), rng.randint(0, 2), rng.randint(-1, 1), outcome, at)
+        for outcome in (Duplicate(f"id{n}", at, f"p{n}", f"e{n}") for n in range(200))
+    ]
+    sink = RenderSink()
+    for start in range(0, len(items), 37):
+        sink.build("sink", 0, 1).write_batch(items[start : start + 37])
+    rendered = list(sink.lines())
+    assert rendered == [line + b"\n" for line in ordered_records(items)]
+    assert len({(t.position, t.sub, t.seq) for t in items}) < len(items)  # ties were exercised
+    assert sink.rows == []
