@@ -23,8 +23,9 @@
 -- inlined at every reference).
 -- Applications are read with FINAL so a re-inserted row never counts twice (filtering
 -- before or after FINAL gives the same rows: a re-inserted row is identical to the
--- first); exceptions and chargebacks are reduced with argMax, which duplicates
--- cannot skew.
+-- first, same `at`, so also in the same month partition, which is why FINAL need not
+-- merge across partitions); exceptions and chargebacks are reduced with argMax, which
+-- duplicates cannot skew.
 WITH
     window_keys AS (
         SELECT pair_key, invoice_number
@@ -46,6 +47,7 @@ WITH
         GROUP BY payment_id, invoice_number
         HAVING net_minor > 0
            AND first_at > {as_of:DateTime64(3, 'UTC')} - toIntervalDay({period_days:UInt32})
+        SETTINGS do_not_merge_across_partitions_select_final = 1
     ),
     issued AS (
         SELECT invoice_number, any(issued_at) AS issued_at
