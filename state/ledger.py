@@ -59,7 +59,14 @@ from arrecon.state.events import (
     PaymentReversed,
     ensure_utc,
 )
-from arrecon.state.matching import Allocation, Match, MatchPolicy, OpenBook, OpenInvoice
+from arrecon.state.matching import (
+    Allocation,
+    Footprint,
+    Match,
+    MatchPolicy,
+    OpenBook,
+    OpenInvoice,
+)
 from arrecon.state.matching import match_payment as _match_payment
 from arrecon.state.money import Money
 from arrecon.state.outcomes import (
@@ -211,6 +218,7 @@ class _Payment:
         "handles",
         "payment_id",
         "pending",
+        "stuck",
         "unapplied_minor",
     )
 
@@ -223,9 +231,26 @@ class _Payment:
         self.credit_minor = 0
         self.pending: PaymentReceived | None = None  # kept while unapplied, for retries
         self.handles: tuple[str, ...] = ()  # other ids disputes may name (see _HANDLE_MARK)
+        self.stuck: _Stuck | None = None  # what its last failed match looked at
 
     def is_spent(self) -> bool:
         return not self.apps and not self.unapplied_minor and not self.credit_minor
+
+
+@dataclass(slots=True)
+class _Stuck:
+    """A failed match of waiting cash: what it looked at, from which change of the
+    book on, and for which cash and policy. Valid while all of these hold."""
+
+    footprint: Footprint
+    mark: int
+    cash_minor: int
+    event: PaymentReceived
+    policy: MatchPolicy
+
+
+# Book changes kept for waiting cash before the log is dropped (all retry then).
+_MAX_LOGGED_CHANGES = 512
 
 
 @dataclass(slots=True)
@@ -279,6 +304,7 @@ class Ledger:
         self.customer_id = customer_id
         self.profile: CustomerUpserted | None = None
         self.book = OpenBook()
+        self.book.changes = []  # waiting cash skips retries no change can help
         self.invoices: dict[str, _Invoice] = {}
         self.payments: dict[str, _Payment] = {}
         self.handles: dict[str, str] = {}  # namespaced handle -> payment id
@@ -410,6 +436,7 @@ def apply(
             _remember(state, event.event_id, policy)
         _dispatch(run, event)
         _emit_statuses(run)
+    _trim_changes(state)
     return (None if state.is_empty() else state), run.out
 
 
@@ -424,7 +451,15 @@ def on_timer(
             _fire_due_group(run, key)
         else:
             _fire_drop_day(run, key)
+    _trim_changes(ledger)
     return (None if ledger.is_empty() else ledger), run.out
+
+
+def _trim_changes(ledger: Ledger) -> None:
+    """The book's change log serves waiting cash only; it is bounded."""
+    changes = ledger.book.changes
+    if changes and (not ledger.unapplied or len(changes) > _MAX_LOGGED_CHANGES):
+        ledger.book.forget_changes()
 
 
 def next_wakeup(ledger: Ledger, policy: LedgerPolicy) -> datetime | None:
@@ -546,7 +581,10 @@ def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
     group = ledger.due_groups.get(due_at)
     inv = _Invoice(event, due_at if group is None else group.due_at)  # one datetime per due date
     ledger.invoices[number] = inv
-    ledger.prefixes.add(_prefix(normalize_reference(number)))
+    prefix = _prefix(normalize_reference(number))
+    if prefix not in ledger.prefixes:
+        ledger.prefixes.add(prefix)
+        ledger.book.note_global_change()  # which texts name invoices may change
     _set_open(ledger, inv, amount.amount_minor, "cash")
     _schedule_due(run, inv)
     run.touched[number] = None
@@ -695,15 +733,25 @@ def _settle_cash(
     may still come); otherwise it is customer credit.
     """
     ledger = run.ledger
+    original = event
     if cash_minor != event.amount.amount_minor:
         event = replace(event, amount=Money(cash_minor, pay.currency))
-    served = _served(ledger, pay, event)
-    match = _match_payment(ledger.book, event, run.policy.match, served)
-    held = _hold_reason(ledger, event, match, served)
+    book = ledger.book
+    mark = book.change_mark()
+    footprint = book.footprint = Footprint() if retry else None  # first tries never skip
+    try:
+        served = _served(ledger, pay, event)
+        match = _match_payment(book, event, run.policy.match, served)
+        held = _hold_reason(ledger, event, match, served)
+    finally:
+        book.footprint = None
     if held is not None:
+        if footprint is not None:
+            pay.stuck = _Stuck(footprint, mark, cash_minor, original, run.policy.match)
         if not retry:
             run.out.append(_unapplied(run, pay, cash_minor, held, match))
         return cash_minor
+    pay.stuck = None
     applied_minor = sum(_apply_allocation(run, pay, alloc, match) for alloc in match.allocations)
     excess_minor = cash_minor - applied_minor
     if excess_minor <= 0:
@@ -884,6 +932,7 @@ def _apply_cash(
     number = inv.invoice_number
     _set_open(run.ledger, inv, inv.open_minor - amount_minor, "cash")
     pay.apps.append((number, amount_minor))
+    pay.stuck = None
     if inv.payers is None:
         inv.payers = [pay.payment_id]
     elif inv.payers[-1] != pay.payment_id:
@@ -1010,9 +1059,11 @@ def _retry_unapplied(run: _Run, currency: str | None = None) -> None:
 
     Why repeat: cash applied in one pass changes open amounts, which may be
     what an earlier waiting payment needed; the same events in another order
-    would have met that book. Cost: one `match_payment` per waiting payment in
-    `currency` per pass (the matcher never crosses currencies); a pass that
-    applies nothing ends the loop, so passes <= waiting payments + 1.
+    would have met that book. Cost: at most one `match_payment` per waiting
+    payment in `currency` per pass (the matcher never crosses currencies); a
+    pass that applies nothing ends the loop, so passes <= waiting payments + 1.
+    A payment whose last failed match no book change since can reach (see
+    `_still_stuck`) is not matched again: that retry would fail the same way.
     """
     ledger = run.ledger
     moved = True
@@ -1023,6 +1074,8 @@ def _retry_unapplied(run: _Run, currency: str | None = None) -> None:
             if pay is None or (currency is not None and pay.currency != currency):
                 continue
             if pay.pending is None or not pay.unapplied_minor:
+                continue
+            if _still_stuck(ledger, pay, run.policy.match):
                 continue
             before = pay.unapplied_minor
             held_minor = _settle_cash(run, pay, pay.pending, before, retry=True)
@@ -1035,6 +1088,25 @@ def _retry_unapplied(run: _Run, currency: str | None = None) -> None:
                 ledger.unapplied.remove(pid)
 
 
+def _still_stuck(ledger: Ledger, pay: _Payment, policy: MatchPolicy) -> bool:
+    """Whether matching this waiting cash again must fail as it did last time:
+    same cash, event and policy, and no book change since reaches a look-up of
+    that match (its `Footprint`). A failed retry changes nothing, so skipping
+    it is exact. The mark moves on, so a later check looks only at newer changes."""
+    stuck = pay.stuck
+    if stuck is None or stuck.cash_minor != pay.unapplied_minor or stuck.policy != policy:
+        return False
+    if stuck.event is not pay.pending:
+        return False
+    changes = ledger.book.changes_since(stuck.mark)
+    if changes is None:
+        return False
+    if any(stuck.footprint.sees(inv, old, new) for inv, old, new in changes):
+        return False
+    stuck.mark = ledger.book.change_mark()
+    return True
+
+
 # --- money going back ----------------------------------------------------------------
 
 
@@ -1043,6 +1115,7 @@ def _take_back(run: _Run, pay: _Payment, amount_minor: int) -> tuple[list[tuple[
     first (reopening them). Returns the hits ("" = not on an invoice) and the rest
     that found nothing."""
     ledger = run.ledger
+    pay.stuck = None
     hits: list[tuple[str, int]] = []
     rest = amount_minor
     take = min(pay.unapplied_minor, rest)
@@ -1424,6 +1497,7 @@ def _prune_payments(ledger: Ledger, dropped: dict[str, _Invoice]) -> None:
         pay = ledger.payments.get(pid)
         if pay is not None and any(number in dropped for number, _ in pay.apps):
             pay.apps = [app for app in pay.apps if app[0] not in dropped]
+            pay.stuck = None
             if pay.is_spent() and not _in_dispute(ledger, pid):
                 _forget_payment(ledger, pay)
 

@@ -24,7 +24,7 @@ import bisect
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import combinations, compress, islice, repeat
 from math import comb
@@ -239,6 +239,101 @@ def _remove(ordered: list[OpenInvoice], invoice: OpenInvoice, key: _SortKey) -> 
         del ordered[position]
 
 
+@dataclass(slots=True)
+class _DueScan:
+    """One `due_nearest` scan: entries within `reach` of `moment` were looked at
+    (None: the whole index); `slack` more could be looked at before the scan
+    limit; only entries with 0 < open <= `high_minor` were picked."""
+
+    currency: str
+    moment: datetime
+    reach: timedelta | None
+    high_minor: int
+    slack: int
+
+
+@dataclass(slots=True)
+class Footprint:
+    """What one match looked at in a book: bucket and tail keys probed, open
+    amount ranges, due-date scans, texts scored by fuzzy matching.
+
+    Why: a payment waiting for an invoice is matched again after every change
+    to its customer's book. A change to an invoice none of these look-ups can
+    see cannot alter that match (it takes the same path and gets the same
+    answers), so the retry can be skipped without changing any outcome. Not
+    covered: the ranked `candidates` of an undecided match (nearest open
+    amounts), which only a first, reported attempt shows.
+    """
+
+    buckets: set[_Bucket] = field(default_factory=set)
+    tails: set[_Bucket] = field(default_factory=set)
+    amounts: list[tuple[str, int, int]] = field(default_factory=list)
+    dues: list[_DueScan] = field(default_factory=list)
+    fuzzy: list[tuple[str, float]] = field(default_factory=list)  # (text key, score cut-off)
+
+    def sees(self, invoice: OpenInvoice, old_open: int | None, new_open: int | None) -> bool:
+        """Whether a change of `invoice` reaches a look-up: added (old None),
+        removed (new None) or its open amount moved from old to new.
+
+        Not pure: an added invoice a due scan would only pass over uses one
+        unit of that scan's slack (the book now holds it for later checks).
+        """
+        return (
+            self._sees_ids(invoice)
+            or self._sees_amounts(invoice.currency, old_open, new_open)
+            or self._sees_fuzzy(invoice)
+            or self._sees_due(invoice, old_open, new_open)
+        )
+
+    def _sees_ids(self, invoice: OpenInvoice) -> bool:
+        for identifier in (invoice.invoice_number, *invoice.external_ids):
+            key = normalize_reference(identifier)
+            if key and _bucket(key) in self.buckets:
+                return True
+            tail = tail_key(identifier)
+            if tail and _tail_bucket(tail) in self.tails:
+                return True
+        po = normalize_reference(invoice.po_number) if invoice.po_number else ""
+        return bool(po) and _bucket(po) in self.buckets
+
+    def _sees_amounts(self, currency: str, *open_minors: int | None) -> bool:
+        return any(
+            seen_currency == currency and low <= open_minor <= high
+            for seen_currency, low, high in self.amounts
+            for open_minor in open_minors
+            if open_minor is not None and open_minor > 0
+        )
+
+    def _sees_due(self, invoice: OpenInvoice, old_open: int | None, new_open: int | None) -> bool:
+        for scan in self.dues:
+            if scan.currency != invoice.currency:
+                continue
+            if scan.reach is not None and abs(invoice.due_at - scan.moment) > scan.reach:
+                continue
+            if any(
+                open_minor is not None and 0 < open_minor <= scan.high_minor
+                for open_minor in (old_open, new_open)
+            ):
+                return True  # it is, or was, a pick
+            if old_open is None:  # passed over: one more entry scanned
+                if not scan.slack:
+                    return True
+                scan.slack -= 1
+            elif new_open is None and not scan.slack:
+                return True  # one entry fewer: a scan stopped by its limit goes further
+        return False
+
+    def _sees_fuzzy(self, invoice: OpenInvoice) -> bool:
+        if not self.fuzzy:
+            return False
+        keys = [normalize_reference(i) for i in (invoice.invoice_number, *invoice.external_ids)]
+        return any(
+            fuzz.ratio(text, key, processor=None, score_cutoff=cutoff) >= cutoff
+            for text, cutoff in self.fuzzy
+            for key in keys
+        )
+
+
 class OpenBook:
     """One customer's open invoices with the indexes the cascade needs (by
     number, external id and PO forms, by numeric tail, by open amount, by due
@@ -265,6 +360,12 @@ class OpenBook:
         self._fuzzy_keys: list[str] = []
         self._fuzzy_owners: list[str] = []
         self.version = 0  # bumps when the set of numbers/ids changes (fuzzy cache key)
+        # Set by a caller to record what a match looks at (see `Footprint`).
+        self.footprint: Footprint | None = None
+        # When a list: every change, (invoice, old open, new open), kept for
+        # `changes_since`; `changes_base` is the position of its first entry.
+        self.changes: list[tuple[OpenInvoice, int | None, int | None]] | None = None
+        self.changes_base = 0
         for invoice in invoices:
             self.add(invoice)
 
@@ -277,6 +378,7 @@ class OpenBook:
         invoice.seq = self._next_seq
         self._next_seq += 1
         self._invoices[invoice.invoice_number] = invoice
+        self._log(invoice, None, invoice.open_minor)
         self._index_ids(invoice, _put)
         if invoice.open_minor > 0:
             _insert(self._sorted_amounts.setdefault(invoice.currency, []), invoice, _by_open)
@@ -291,6 +393,7 @@ class OpenBook:
         ordered = self._sorted_amounts.setdefault(invoice.currency, [])
         if invoice.open_minor > 0:
             _remove(ordered, invoice, _by_open)
+        self._log(invoice, invoice.open_minor, open_minor)
         invoice.open_minor = open_minor
         if open_minor > 0:
             _insert(ordered, invoice, _by_open)
@@ -300,11 +403,39 @@ class OpenBook:
         invoice = self._invoices.pop(invoice_number, None)
         if invoice is None:
             return
+        self._log(invoice, invoice.open_minor, None)
         self._index_ids(invoice, _drop)
         if invoice.open_minor > 0:
             _remove(self._sorted_amounts[invoice.currency], invoice, _by_open)
         _remove(self._sorted_due[invoice.currency], invoice, _by_due)
         self.version += 1
+
+    def _log(self, invoice: OpenInvoice, old_open: int | None, new_open: int | None) -> None:
+        if self.changes is not None:
+            self.changes.append((invoice, old_open, new_open))
+
+    def change_mark(self) -> int:
+        """Position after the last change logged (see `changes_since`)."""
+        return self.changes_base + len(self.changes or ())
+
+    def changes_since(self, mark: int) -> list[tuple[OpenInvoice, int | None, int | None]] | None:
+        """Changes logged after `mark`; None when they are no longer all kept."""
+        start = mark - self.changes_base
+        if self.changes is None or start < 0:
+            return None
+        return self.changes[start:]
+
+    def forget_changes(self) -> None:
+        """Drop the change log (marks taken before now become unusable)."""
+        if self.changes:
+            self.changes_base += len(self.changes)
+            self.changes.clear()
+
+    def note_global_change(self) -> None:
+        """Something outside the book that every match depends on changed."""
+        self.changes_base += len(self.changes or ()) + 1
+        if self.changes is not None:
+            self.changes.clear()
 
     def _index_ids(self, invoice: OpenInvoice, change: _Change) -> None:
         identifiers = (invoice.invoice_number, *invoice.external_ids)
@@ -341,10 +472,11 @@ class OpenBook:
         """Invoices (insertion order) whose `field_name` has `value` among its forms."""
         if not value:
             return []
+        bucket = _bucket(value)
+        if self.footprint is not None:
+            self.footprint.buckets.add(bucket)
         return [
-            invoice
-            for invoice in _held(self._ids, _bucket(value))
-            if _has_form(invoice, field_name, value)
+            invoice for invoice in _held(self._ids, bucket) if _has_form(invoice, field_name, value)
         ]
 
     def resolve_keys(
@@ -378,6 +510,8 @@ class OpenBook:
                 if len(found) == 1:
                     return Resolved(found[0], _PO, "exact_number")
         if len(tail) >= MIN_TAIL_DIGITS and tail == core:
+            if self.footprint is not None:
+                self.footprint.tails.add(_tail_bucket(tail))
             held = _held(self._tails, _tail_bucket(tail))
             if len(held) == 1:
                 invoice = held[0]
@@ -399,6 +533,8 @@ class OpenBook:
 
     def open_between(self, currency: str, low_minor: int, high_minor: int) -> list[OpenInvoice]:
         """Invoices with low <= open <= high, ascending by open amount."""
+        if self.footprint is not None:
+            self.footprint.amounts.append((currency, low_minor, high_minor))
         ordered = self._sorted_amounts.get(currency, [])
         start = bisect.bisect_left(ordered, (low_minor, -1), key=_by_open)
         stop = bisect.bisect_right(ordered, (high_minor, self._next_seq), key=_by_open)
@@ -434,6 +570,7 @@ class OpenBook:
         left = right - 1
         picked: list[OpenInvoice] = []
         scanned = 0
+        reach = timedelta(0)
         while len(picked) < limit and scanned < scan_limit and (left >= 0 or right < len(dues)):
             take_left = right >= len(dues) or (
                 left >= 0 and moment - dues[left].due_at <= dues[right].due_at - moment
@@ -445,8 +582,20 @@ class OpenBook:
                 invoice = dues[right]
                 right += 1
             scanned += 1
+            reach = abs(invoice.due_at - moment)
             if 0 < invoice.open_minor <= high_minor:
                 picked.append(invoice)
+        if self.footprint is not None:
+            whole = left < 0 and right >= len(dues)  # an added invoice would be scanned too
+            self.footprint.dues.append(
+                _DueScan(
+                    currency,
+                    moment,
+                    None if whole or not scanned else reach,
+                    high_minor,
+                    scan_limit - scanned,
+                )
+            )
         return picked
 
     def fuzzy_choices(self) -> tuple[list[str], list[str]]:
@@ -817,14 +966,21 @@ def _po_decision(cascade: _Cascade, token: RefToken, invoices: list[OpenInvoice]
 def _by_fuzzy(cascade: _Cascade) -> Match | None:
     """(4) Fuzzy reference: unique best above threshold, by a margin."""
     policy = cascade.policy
+    tokens = [
+        token
+        for token in cascade.tokens
+        if token.kind is not RefKind.PO and (token.labelled or len(token.key) >= 5)
+    ]
+    footprint = cascade.book.footprint
+    if footprint is not None:
+        cutoff = max(0.0, policy.fuzzy_threshold - policy.fuzzy_margin)
+        footprint.fuzzy.extend((token.key, cutoff) for token in tokens)
     keys, owners = cascade.book.fuzzy_choices()
     if not keys:
         return None
     winners: dict[str, float] = {}
     evidence: list[str] = []
-    for token in cascade.tokens:
-        if token.kind is RefKind.PO or not (token.labelled or len(token.key) >= 5):
-            continue
+    for token in tokens:
         ranked = _fuzzy_ranked(cascade, token.key, keys, owners)
         if not ranked or ranked[0][1] < policy.fuzzy_threshold:
             continue

@@ -13,10 +13,12 @@ import pickle
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from arrecon.state import ledger as ledger_module
 from arrecon.state.events import (
     AdjustmentKind,
     DisputePhase,
@@ -324,9 +326,15 @@ def test_cash_before_invoice_reaches_the_same_balances(
 ) -> None:
     """Any interleaving of invoices with cash, payments in any order, a chargeback's
     decision before or after its opening: the same final balances."""
-    reference_cash = [*book.payments, *_chargeback_steps(book.chargebacks, [])]
+    reference_cash: list[Cash | Chargeback_] = [
+        *book.payments,
+        *_chargeback_steps(book.chargebacks, []),
+    ]
     invoice_first, _ = feed(interleave(book.invoices, reference_cash, [True] * len(NUMBERS)))
-    other_cash = [*book.other_order, *_chargeback_steps(book.chargebacks, swapped)]
+    other_cash: list[Cash | Chargeback_] = [
+        *book.other_order,
+        *_chargeback_steps(book.chargebacks, swapped),
+    ]
     shuffled, _ = feed(interleave(book.invoices, other_cash, order))
     assert balances(shuffled) == balances(invoice_first)
     assert balances(invoice_first)[1:] == (0, 0)
@@ -356,3 +364,17 @@ def test_timers_interleaved_keep_the_book_sound(data: st.DataObject, size: int) 
         assert view.open_minor >= 0 or view.invoice_number in model.memo_numbers
     ids = [row.outcome_id for row in outcomes if not isinstance(row, Duplicate)]
     assert len(ids) == len(set(ids))
+
+
+@FAST
+@given(st.data(), st.integers(1, 30))
+def test_skipping_hopeless_retries_changes_no_outcome(data: st.DataObject, size: int) -> None:
+    """Waiting cash skips a retry when no book change since its last failed match
+    reaches what that match looked at; retrying every time must give the same
+    outcomes and the same balances."""
+    model = draw_stream(data, size)
+    skipping, skipped_outcomes = feed(model.events)
+    with patch.object(ledger_module, "_still_stuck", return_value=False):
+        always, always_outcomes = feed(model.events)
+    assert skipped_outcomes == always_outcomes
+    assert balances(skipping) == balances(always)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arrecon.state.events import PaymentReceived, Rail
 from arrecon.state.matching import (
+    Footprint,
+    MatchPolicy,
     OpenBook,
     OpenInvoice,
     _forms,
     _SubsetSearch,
     _sums_by_size,
+    match_payment,
 )
+from arrecon.state.money import Money
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -121,3 +127,69 @@ def test_due_dates_order_the_subset_pool_deterministically() -> None:
     first = book.due_nearest("USD", T0, 10_000, 24, 192)
     assert first == book.due_nearest("USD", T0, 10_000, 24, 192)
     assert [inv.due_at for inv in first] == sorted(inv.due_at for inv in first)
+
+
+NUMBERS = [f"INV-2026-{n:04d}" for n in range(12)]
+
+
+@st.composite
+def book_payment_and_newcomer(
+    draw: st.DrawFn,
+) -> tuple[list[OpenInvoice], PaymentReceived, OpenInvoice]:
+    count = draw(st.integers(0, 10))
+    invoices = [
+        OpenInvoice(
+            NUMBERS[index],
+            draw(st.sampled_from(["USD", "EUR"])),
+            amount,
+            amount,
+            T0 + timedelta(days=draw(st.integers(-30, 30))),
+            draw(st.sampled_from([None, "PO-1", "PO-2"])),
+        )
+        for index, amount in enumerate(
+            draw(st.lists(st.integers(1, 900), min_size=count, max_size=count))
+        )
+    ]
+    refs = tuple(draw(st.lists(st.sampled_from([*NUMBERS, "INV-2026-0O11", "PO-2"]), max_size=2)))
+    payment = PaymentReceived(
+        "e1",
+        T0,
+        "p1",
+        Money(draw(st.integers(1, 2_000)), draw(st.sampled_from(["USD", "EUR"]))),
+        "t",
+        invoice_refs=refs,
+        rail=draw(st.sampled_from([Rail.CARD, Rail.OTHER])),
+    )
+    amount = draw(st.integers(1, 900))
+    newcomer = OpenInvoice(
+        NUMBERS[len(invoices)] if len(invoices) < len(NUMBERS) else "X-1",
+        draw(st.sampled_from(["USD", "EUR"])),
+        amount,
+        amount,
+        T0 + timedelta(days=draw(st.integers(-30, 30))),
+        draw(st.sampled_from([None, "PO-1", "PO-2"])),
+    )
+    return invoices, payment, newcomer
+
+
+@settings(max_examples=300, deadline=None)
+@given(book_payment_and_newcomer(), st.booleans())
+def test_a_change_the_footprint_does_not_see_leaves_the_match_as_it_was(
+    case: tuple[list[OpenInvoice], PaymentReceived, OpenInvoice], remove: bool
+) -> None:
+    invoices, payment, newcomer = case
+    policy = MatchPolicy(max_subset_candidates=4)  # small pools: scans stop early
+    book = OpenBook(invoices)
+    book.footprint = Footprint()
+    before = match_payment(book, payment, policy)
+    footprint, book.footprint = book.footprint, None
+    if remove and invoices:
+        gone = invoices[0]
+        seen = footprint.sees(gone, gone.open_minor, None)
+        book.remove(gone.invoice_number)
+    else:
+        seen = footprint.sees(newcomer, None, newcomer.open_minor)
+        book.add(newcomer)
+    if not seen:  # `candidates` (nearest amounts, for people) are not covered
+        after = match_payment(book, payment, policy)
+        assert replace(after, candidates=()) == replace(before, candidates=())
