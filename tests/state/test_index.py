@@ -643,3 +643,38 @@ def test_a_dispute_naming_the_order_handle_reaches_the_customer_of_the_sale() ->
     answer = index.resolve(ResolveQuery(payment_id="shopify_order:5100037074"))
     assert answer.customer_id == "CUST-135"
     assert answer.method == "payment_id"
+
+
+def test_a_query_naming_its_customer_looks_nothing_up(
+    index: CustomerIndex, store: CountingStore
+) -> None:
+    store.get_calls.clear()
+    named = ResolveQuery(customer_id="C-GLOBEX", invoice_refs=("INV-4711",), payer_name="Acme")
+    assert index.resolve(named).customer_id == "C-GLOBEX"
+    assert index.resolve(named).method == "customer_id"
+    both = index.resolve_many([named, ResolveQuery(invoice_refs=("INV-4712",))])
+    assert [answer.customer_id for answer in both] == ["C-GLOBEX", "C-HOLD"]
+    assert store.get_calls == [2]  # only the second query's ref and its numeric core
+
+
+def test_resolve_gives_the_batch_answer_for_every_tier(index: CustomerIndex) -> None:
+    """`resolve` has a path of its own; it must agree with `resolve_many`."""
+    queries = [
+        ResolveQuery(invoice_refs=("inv 4711",)),
+        ResolveQuery(references=("PO 55501 and INV-5000",)),
+        ResolveQuery(references=("paid 4712",)),
+        ResolveQuery(payer_account="de89370400440532013000"),
+        ResolveQuery(external_ids=("cus_Hold9",), invoice_refs=("INV-4711",)),
+        ResolveQuery(invoice_refs=("INV-4711", "INV-4712")),
+        ResolveQuery(payer_name="Globex GmbH"),
+        ResolveQuery(payer_name="Nobody Ltd", invoice_refs=("INV-9999",)),
+        ResolveQuery(),
+    ]
+    assert [index.resolve(query) for query in queries] == index.resolve_many(queries)
+    assert {index.resolve(query).method for query in queries} >= {
+        "invoice_ref",
+        "external_id",
+        "payer_account",
+        "payer_name",
+        "ambiguous_invoice_ref",
+    }
