@@ -56,8 +56,8 @@ __all__ = [
 
 # Tail matches ("4711" for INV-2026-004711) need at least this many digits.
 MIN_TAIL_DIGITS = 3
-# Identifiers whose key forms are memoised for look-ups (a bound, not a policy).
-_FORMS_CACHE_SIZE = 1 << 14
+# Key forms whose buckets are memoised (a bound, not a policy).
+_BUCKET_CACHE_SIZE = 1 << 14
 # Digit-only buckets up to this length are ints (< 2**60: one machine word).
 _INT_BUCKET_DIGITS = 18
 
@@ -149,16 +149,21 @@ def _keys(identifier: str) -> tuple[str, str, str]:
     return key, compact_key(identifier), core_key(key)
 
 
-@lru_cache(maxsize=_FORMS_CACHE_SIZE)
-def _forms(identifier: str) -> frozenset[str]:
-    """The non-empty key forms an identifier is found by (key, compact, core)."""
-    return frozenset(form for form in _keys(identifier) if form)
+def _is_form(identifier: str, value: str) -> bool:
+    """Whether non-empty `value` is one of the identifier's key forms (key,
+    compact, core); the key, memoised by `normalize_reference`, is tried first."""
+    key = normalize_reference(identifier)
+    if value == key or value == key.lstrip(_LEADING):  # key, core (keys are A-Z0-9)
+        return True
+    # The compact form keeps every character the key drops a zero from: never shorter.
+    return len(value) > len(key) and value == compact_key(identifier)
 
 
 _Bucket: TypeAlias = int | str
 _LEADING = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+@lru_cache(maxsize=_BUCKET_CACHE_SIZE)
 def _bucket(form: str) -> _Bucket:
     """The bucket of a key form: without its leading letters and without zeros.
 
@@ -475,9 +480,14 @@ class OpenBook:
         bucket = _bucket(value)
         if self.footprint is not None:
             self.footprint.buckets.add(bucket)
-        return [
-            invoice for invoice in _held(self._ids, bucket) if _has_form(invoice, field_name, value)
-        ]
+        held = self._ids.get(bucket)
+        if held is None:
+            return []
+        if isinstance(held, list):
+            return [invoice for invoice in held if _has_form(invoice, field_name, value)]
+        if field_name == _NUMBER and value == normalize_reference(held.invoice_number):
+            return [held]  # the common hit: a number's own key
+        return [held] if _has_form(held, field_name, value) else []
 
     def resolve_keys(
         self, key: str, compact: str, core: str, tail: str = "", *, allow_po: bool = False
@@ -570,7 +580,7 @@ class OpenBook:
         left = right - 1
         picked: list[OpenInvoice] = []
         scanned = 0
-        reach = timedelta(0)
+        last: OpenInvoice | None = None
         while len(picked) < limit and scanned < scan_limit and (left >= 0 or right < len(dues)):
             take_left = right >= len(dues) or (
                 left >= 0 and moment - dues[left].due_at <= dues[right].due_at - moment
@@ -582,7 +592,7 @@ class OpenBook:
                 invoice = dues[right]
                 right += 1
             scanned += 1
-            reach = abs(invoice.due_at - moment)
+            last = invoice
             if 0 < invoice.open_minor <= high_minor:
                 picked.append(invoice)
         if self.footprint is not None:
@@ -591,7 +601,7 @@ class OpenBook:
                 _DueScan(
                     currency,
                     moment,
-                    None if whole or not scanned else reach,
+                    None if whole or last is None else abs(last.due_at - moment),
                     high_minor,
                     scan_limit - scanned,
                 )
@@ -634,10 +644,10 @@ _PO = "po"
 def _has_form(invoice: OpenInvoice, field_name: str, value: str) -> bool:
     """Whether the invoice's number, one of its external ids or its PO has `value`."""
     if field_name == _NUMBER:
-        return value in _forms(invoice.invoice_number)
+        return _is_form(invoice.invoice_number, value)
     if field_name == _EXTERNAL:
-        return any(value in _forms(external) for external in invoice.external_ids)
-    return bool(invoice.po_number) and value in _forms(invoice.po_number or "")
+        return any(_is_form(external, value) for external in invoice.external_ids)
+    return bool(invoice.po_number) and _is_form(invoice.po_number or "", value)
 
 
 def _prefixed_core(invoice: OpenInvoice, core: str) -> bool:

@@ -15,7 +15,7 @@ from arrecon.state.matching import (
     MatchPolicy,
     OpenBook,
     OpenInvoice,
-    _forms,
+    _keys,
     _SubsetSearch,
     _sums_by_size,
     match_payment,
@@ -23,6 +23,10 @@ from arrecon.state.matching import (
 from arrecon.state.money import Money
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _forms(identifier: str) -> set[str]:
+    return {form for form in _keys(identifier) if form}
 
 
 def invoice(number: str, *, po: str | None = None, external: tuple[str, ...] = ()) -> OpenInvoice:
