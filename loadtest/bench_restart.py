@@ -14,7 +14,8 @@ Steps (embedded mode: the receiver's journal, in-memory index, chDB):
    mixed stream (`--tail-events`: payments, disputes, more invoices) is the
    traffic that arrives while the engine is down;
 2. run `arrecon run` until the book is written (`arrecon_input_position`),
-   wait until Bytewax has committed the epoch open at that moment, SIGKILL it;
+   wait until Bytewax has committed a snapshot whose journal offset is at the
+   end of the book (read from the recovery folder), SIGKILL it;
 3. append the tail to the journal, restart, and time process start ->
    input position at the end of the journal (every row written); peak RSS
    (VmHWM), CPU seconds and the recovery folder's size are recorded;
@@ -30,6 +31,8 @@ Results: `loadtest/results/restart-<invoices>-<stamp>.json`.
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 import random
 import shutil
 import sqlite3
@@ -47,7 +50,7 @@ import orjson
 
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.connectors.intake import encode_envelope
-from arrecon.connectors.journal import Journal
+from arrecon.connectors.journal import Journal, JournalOffset
 from arrecon.flows.live import position_of
 from arrecon.loadtest import formats as fmt
 from arrecon.loadtest.bench_scaling import (
@@ -204,31 +207,53 @@ def wait_for_position(engine: EngineProcess, position: int, timeout_s: float) ->
         time.sleep(POLL_S)
 
 
-def committed_epoch(recovery: Path) -> int:
-    """The lowest resume epoch committed by every recovery partition (0 before the first).
+INPUT_STEP = "arrecon.envelopes"  # the journal source: its state is the read offset
 
-    A commit of epoch k means every epoch before k is in the snapshot: what the
-    flow has read while epoch k is open is durable once k + 1 is committed.
-    """
-    epochs: list[int] = []
+
+def _recovery_parts(recovery: Path) -> Iterator[sqlite3.Connection]:
     for part in sorted(recovery.glob("part-*.sqlite3")):
-        with sqlite3.connect(f"file:{part}?mode=ro", uri=True, timeout=30) as db:
-            row = db.execute("SELECT min(commit_epoch) FROM commits").fetchone()
+        with contextlib.closing(
+            sqlite3.connect(f"file:{part}?mode=ro", uri=True, timeout=30)
+        ) as db:
+            yield db
+
+
+def committed_epoch(recovery: Path) -> int:
+    """The lowest epoch committed by every recovery partition (0 before the first)."""
+    epochs: list[int] = []
+    for db in _recovery_parts(recovery):
+        row = db.execute("SELECT min(commit_epoch) FROM commits").fetchone()
         epochs.append(0 if row is None or row[0] is None else int(row[0]))
     return min(epochs, default=0)
 
 
-def wait_for_snapshots(engine: EngineProcess, recovery: Path, epochs: int, timeout_s: float) -> int:
-    """Wait until `epochs` more epochs are committed (1: the state so far is in a snapshot)."""
-    target = committed_epoch(recovery) + epochs
+def snapshot_position(recovery: Path) -> int:
+    """The journal position a restart would resume from: the input's newest committed snapshot."""
+    committed = committed_epoch(recovery)
+    for db in _recovery_parts(recovery):
+        row = db.execute(
+            "SELECT ser_change FROM snaps WHERE step_id = ? AND snap_epoch <= ? "
+            "ORDER BY snap_epoch DESC LIMIT 1",
+            (INPUT_STEP, committed),
+        ).fetchone()
+        if row is not None and row[0] is not None:
+            # Bytewax pickles the partition's snapshot: our offset text, "segment:position".
+            return position_of(JournalOffset.parse(pickle.loads(row[0])))
+    return -1
+
+
+def wait_for_snapshot_at(
+    engine: EngineProcess, recovery: Path, position: int, timeout_s: float
+) -> tuple[int, int]:
+    """Wait until a committed snapshot resumes past `position` (it was read): (epoch, resume)."""
     deadline = time.monotonic() + timeout_s
-    while (epoch := committed_epoch(recovery)) < target:
+    while (resume := snapshot_position(recovery)) <= position:
         engine.check_alive()
         engine.sample()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no snapshot committed after {timeout_s}s")
+            raise RuntimeError(f"snapshot resumes at {resume} < {position} after {timeout_s}s")
         time.sleep(POLL_S)
-    return epoch
+    return committed_epoch(recovery), resume
 
 
 def folder_mib(path: Path) -> float:
@@ -271,7 +296,9 @@ def _crash(crashed: Path, book_end: int, config: RestartConfig) -> dict[str, Any
     with engines_stopped([_engine(crashed, config)]) as (engine,):
         times = wait_for_position(engine, book_end, config.timeout_s)
         caught_up_at = time.monotonic()
-        epoch = wait_for_snapshots(engine, crashed / "recovery", 1, config.timeout_s)
+        epoch, resume = wait_for_snapshot_at(
+            engine, crashed / "recovery", book_end, config.timeout_s
+        )
         snapshot_wait_s = time.monotonic() - caught_up_at
         engine.sample()
         engine.kill()
@@ -279,6 +306,8 @@ def _crash(crashed: Path, book_end: int, config: RestartConfig) -> dict[str, Any
         **_figures(engine, times),
         "snapshot_wait_s": round(snapshot_wait_s, 3),
         "committed_epoch_at_kill": epoch,
+        "snapshot_resume_position": resume,
+        "book_end_position": book_end,
         "recovery_mib_at_kill": folder_mib(crashed / "recovery"),
     }
 
