@@ -43,7 +43,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -445,7 +445,10 @@ def _run_figures(
         "elapsed_s": round(elapsed_s, 3),
         "events_per_s": round(expected / elapsed_s, 1),
         "startup_to_first_row_s": round(first_s, 3),
-        "steady_events_per_s": round((expected - progress.first_events) / steady_s, 1),
+        # None when the first scrape already saw every event (a tiny run).
+        "steady_events_per_s": round((expected - progress.first_events) / steady_s, 1)
+        if progress.first_events < expected
+        else None,
         "engine_cpu_s": round(cpu_s, 2),
         "events_per_cpu_s": round(expected / cpu_s, 1) if cpu_s else None,
         "cpu_s_per_process": [round(cpu, 2) for cpu in progress.cpu_at_change_s],
@@ -480,21 +483,30 @@ def _replay_open(stream: Path, workdir: Path) -> dict[str, int]:
     return final_open_from_outcomes(replay(stream, workdir / "replay", progress=False))
 
 
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return float(statistics.median(present)) if present else None
+
+
+def _ratio(two: float | None, one: float | None) -> float | None:
+    return round(two / one, 3) if two is not None and one else None
+
+
 def _summary(runs: list[dict[str, Any]], processes: Sequence[int]) -> dict[str, Any]:
-    medians: dict[str, Any] = {}
+    """Medians per process count; the 2-to-1 ratios when both were run."""
+    medians: dict[str, dict[str, float | None]] = {}
     for count in processes:
         mine = [run for run in runs if run["processes"] == count]
         medians[str(count)] = {
-            "events_per_s": statistics.median(run["events_per_s"] for run in mine),
-            "steady_events_per_s": statistics.median(run["steady_events_per_s"] for run in mine),
-            "events_per_cpu_s": statistics.median(run["events_per_cpu_s"] or 0 for run in mine),
+            name: _median(run[name] for run in mine)
+            for name in ("events_per_s", "steady_events_per_s", "events_per_cpu_s")
         }
     summary: dict[str, Any] = {"median": medians}
     if "1" in medians and "2" in medians:
         one, two = medians["1"], medians["2"]
-        summary["ratio_2_to_1"] = round(two["events_per_s"] / one["events_per_s"], 3)
-        summary["steady_ratio_2_to_1"] = round(
-            two["steady_events_per_s"] / one["steady_events_per_s"], 3
+        summary["ratio_2_to_1"] = _ratio(two["events_per_s"], one["events_per_s"])
+        summary["steady_ratio_2_to_1"] = _ratio(
+            two["steady_events_per_s"], one["steady_events_per_s"]
         )
     return summary
 
