@@ -11,11 +11,13 @@ currency are touched; sum(applied_minor) <= payment amount; each applied_minor
 <= the invoice's open amount. Matching never invents money: an excess is simply
 `payment.amount - sum(applied)`, for the ledger to handle.
 
-Cost: `OpenBook` keeps dict indexes (normalised number, external ids, PO, open
-amount), so reference and amount steps are a few dict hits at any book size.
-The fuzzy step scans a cached key list with rapidfuzz (C speed); the subset
-step looks at no more than `max_subset_candidates` invoices and
-`max_subset_steps` search nodes.
+Cost: `OpenBook` keeps a dict index of identifier buckets (numbers, external
+ids, POs), one of numeric tails, and sorted lists by open amount and due date,
+so reference and amount steps are a few dict hits and bisections at any book
+size. The fuzzy step scans a cached key list with rapidfuzz (C speed); the
+subset step looks at no more than `max_subset_candidates` invoices and its
+work is fixed before it starts (see `_SubsetSearch`): no more than
+`max_subset_steps` subset sums, whatever the amounts.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class MatchPolicy:
     fee_fixed_minor: int = 30
     max_subset_size: int = 6  # subset-sum: at most this many invoices ...
     max_subset_candidates: int = 24  # ... chosen among this many (documented bound)
-    max_subset_steps: int = 20000  # hard cap on search steps
+    max_subset_steps: int = 20000  # hard cap on subset sums enumerated (else refused)
 
     def fee_tolerance_minor(self, expected_minor: int) -> int:
         """Largest gap on `expected_minor` that may be a processor fee."""
