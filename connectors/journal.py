@@ -305,15 +305,29 @@ class JournalReader:
         self.read_bytes = read_bytes
         self.limit = limit
 
-    def read(self, max_records: int = 1024) -> list[tuple[JournalOffset, bytes]]:
-        """Up to `max_records` complete records after `offset`; [] when caught up."""
+    def read(
+        self, max_records: int = 1024, max_bytes: int | None = None
+    ) -> list[tuple[JournalOffset, bytes]]:
+        """Up to `max_records` complete records after `offset`; [] when caught up.
+
+        `max_bytes` stops the batch once that many payload bytes are in it (at
+        least one record is always returned), so a run of large deliveries
+        makes a short batch rather than a long one.
+        """
         out: list[tuple[JournalOffset, bytes]] = []
-        while len(out) < max_records:
+        size = 0
+        while len(out) < max_records and (max_bytes is None or size < max_bytes):
             got = self._read_segment(max_records - len(out))
-            if got:
-                out.extend(got)
-            elif not self._advance_segment():
+            if not got:
+                if self._advance_segment():
+                    continue
                 break
+            for offset, record in got:
+                if max_bytes is not None and out and size >= max_bytes:
+                    self.offset = offset  # the rest is read again next time
+                    return out
+                out.append((offset, record))
+                size += len(record)
         return out
 
     def __iter__(self) -> Iterator[tuple[JournalOffset, bytes]]:

@@ -41,6 +41,10 @@ __all__ = ["ClickHouseSink", "JournalSource", "SinkItem", "kafka_input", "positi
 
 POLL_IDLE = timedelta(milliseconds=10)
 READ_BATCH = 1000
+# A batch also ends at this many bytes: a run of large feed deliveries (ERP
+# exports of hundreds of invoices each) would otherwise hold an epoch open for
+# minutes, and a crash would replay all of it.
+READ_BATCH_BYTES = 1 << 20
 _SEGMENT_SPAN = 1 << 40
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -77,7 +81,7 @@ class _JournalPartition(StatefulSourcePartition[RawEnvelope | InputError, str]):
         if self.stop.is_set():
             raise StopIteration  # a graceful end: Bytewax flushes and snapshots
         try:
-            records = self.reader.read(READ_BATCH)
+            records = self.reader.read(READ_BATCH, READ_BATCH_BYTES)
         except JournalCorruptError as error:
             # A damaged closed segment: report it and skip past it, never crash.
             position = position_of(error.offset)

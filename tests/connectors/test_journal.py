@@ -77,6 +77,28 @@ def test_reader_resumes_from_saved_offset_and_tails_new_appends(tmp_path: Path) 
         assert [p for _, p in resumed.read(max_records=100)] == payloads[25:]
 
 
+@pytest.mark.parametrize("max_bytes", [1, 99, 100, 250, 1_000, 10_000])
+def test_byte_bounded_batches_read_every_record_once_in_order(
+    tmp_path: Path, max_bytes: int
+) -> None:
+    payloads = _payloads(60, size=100)
+    with Journal(tmp_path, segment_bytes=(HEADER_BYTES + 100) * 7) as journal:
+        journal.append_batch(payloads)
+    reader = JournalReader(tmp_path)
+    sizes: list[int] = []
+    done = 0
+    while batch := reader.read(max_records=1_000, max_bytes=max_bytes):
+        assert [payload for _, payload in batch] == payloads[done : done + len(batch)]
+        done += len(batch)
+        sizes.append(len(batch))
+        resumed = JournalReader(tmp_path, JournalOffset.parse(str(reader.offset)))
+        assert [payload for _, payload in resumed.read(1_000)] == payloads[done:]
+    assert done == len(payloads)
+    per_batch = -(-max_bytes // 100)  # whole records until the bound is reached
+    assert set(sizes[:-1]) <= {per_batch}
+    assert 1 <= sizes[-1] <= per_batch
+
+
 def test_reopen_appends_after_existing_records(tmp_path: Path) -> None:
     payloads = _payloads(10)
     with Journal(tmp_path, segment_bytes=300) as journal:
