@@ -309,10 +309,12 @@ def _fact_keys(kind: FactKind, value: str) -> tuple[str, ...]:
     return (f"{kind}:{token}",) + ((f"{CORE_PREFIX}{core}",) if core else ())
 
 
-# Memo sizes: every event is planned once when it arrives and again on each
-# re-resolve while parked; the same ids and refs recur across events.
+# Memo sizes: the same ids and refs recur across events (tokens). A plan is
+# reused only by the batch that made it (a shared store's re-checks) and by
+# re-resolves of parked items; each entry holds its query, so the plan memo is
+# kept small: at 1 << 16 it held some 50 MiB of queries nobody asks again.
 _TOKEN_CACHE_SIZE = 1 << 17
-_PLAN_CACHE_SIZE = 1 << 16
+_PLAN_CACHE_SIZE = 1 << 12
 
 
 @lru_cache(maxsize=_TOKEN_CACHE_SIZE)
