@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeAlias
 
 import orjson
@@ -57,6 +57,8 @@ TableRow: TypeAlias = tuple[str, Row]
 
 # Outcomes of one millisecond are ordered by a sequence below this bound.
 MAX_SEQ = 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "raw_events": (
@@ -113,11 +115,21 @@ ACCEPTED_VERSION_BIT = 1 << 62
 
 
 def version_of(at: datetime, seq: int = 0) -> int:
-    """Epoch milliseconds * 1000 + seq: later states win, ties broken by seq."""
+    """Epoch microseconds * 1000 + seq: later states win, ties broken by seq.
+
+    Microseconds because a customer's ledger places an out-of-order step one
+    microsecond past the previous one (`step_at`); that order must survive here.
+    """
     if not 0 <= seq < MAX_SEQ:
         raise ValueError(f"seq must be in [0, {MAX_SEQ}), got {seq}")
-    epoch_ms = int(ensure_utc(at).timestamp() * 1000)
-    return epoch_ms * MAX_SEQ + seq
+    epoch_us = (ensure_utc(at) - _EPOCH) // _MICROSECOND
+    return epoch_us * MAX_SEQ + seq
+
+
+def _step_at(outcome: Outcome) -> datetime:
+    """Where the outcome stands in its customer's order of steps (its `at` if unknown)."""
+    step_at: datetime | None = getattr(outcome, "step_at", None)
+    return outcome.at if step_at is None else step_at
 
 
 def outcome_rows(outcome: Outcome, *, seq: int = 0, rule_version: str = "") -> list[TableRow]:
@@ -203,7 +215,7 @@ def _payment(outcome: Applied | Unapplied, status: str, seq: int) -> TableRow:
         "currency": outcome.currency,
         "status": status,
         "status_at": ensure_utc(outcome.at),
-        "version": version_of(outcome.at, seq),
+        "version": version_of(_step_at(outcome), seq),
         "row_id": outcome.outcome_id,
     }
 
@@ -216,7 +228,7 @@ def _exception(
         "exception_id": outcome.outcome_id,
         "opened_at": ensure_utc(outcome.at),
         "updated_at": outcome.at,
-        "version": version_of(outcome.at, seq),
+        "version": version_of(_step_at(outcome), seq),
         "kind": kind,
         "status": status,
         "owner": "",
@@ -419,7 +431,7 @@ def _invoice_event(outcome: InvoiceStatus, seq: int) -> TableRow:
     return "invoice_events", {
         "row_id": outcome.outcome_id,
         "version_at": ensure_utc(outcome.at),
-        "version": version_of(outcome.at, seq),
+        "version": version_of(_step_at(outcome), seq),
         "invoice_number": outcome.invoice_number,
         "customer_id": outcome.customer_id,
         "status": outcome.status,

@@ -280,6 +280,7 @@ class Ledger:
 
     __slots__ = (
         "book",
+        "clock",
         "credit",
         "customer_id",
         "deductions",
@@ -323,6 +324,7 @@ class Ledger:
         self.due_groups: dict[datetime, _DueGroup] = {}
         self.drop_days: dict[datetime, list[tuple[bool, str]]] = {}  # (is_invoice, key)
         self.timers: list[tuple[datetime, int, datetime]] = []  # heap (fire_at, kind, key)
+        self.clock: datetime | None = None  # `at` of the last step (see `_step_time`)
 
     # --- read-only views ----------------------------------------------------
 
@@ -388,15 +390,24 @@ def _status(inv: _Invoice, at: datetime) -> str:
 
 
 class _Run:
-    """One step of work (an event or a timer): outcome ids, `at`, touched invoices."""
+    """One step of work (an event or a timer): outcome ids, times, touched invoices.
 
-    __slots__ = ("at", "key", "ledger", "out", "policy", "touched")
+    `now` (also `at`, the outcomes' time) is the step's own time: statuses,
+    schedules and retention are judged at it. `step_at` orders the outcomes:
+    `now`, or just past the customer's previous step (see `_step_time`).
+    """
 
-    def __init__(self, ledger: Ledger, policy: LedgerPolicy, key: str, at: datetime) -> None:
+    __slots__ = ("at", "key", "ledger", "now", "out", "policy", "step_at", "touched")
+
+    def __init__(
+        self, ledger: Ledger, policy: LedgerPolicy, key: str, now: datetime, step_at: datetime
+    ) -> None:
         self.ledger = ledger
         self.policy = policy
         self.key = key
-        self.at = at
+        self.now = now
+        self.at = now
+        self.step_at = step_at
         self.out: list[Outcome] = []
         self.touched: dict[str, None] = {}
 
@@ -422,16 +433,23 @@ def apply(
     """Apply one customer event; returns the ledger (None when empty) and outcomes.
 
     Outcomes carry `at = event.occurred_at` (statuses are derived at that time
-    too), so a replay is byte-identical whatever the processing time; `now` is
-    only checked. Timers are the caller's to fire with `on_timer` before the
-    event when `next_wakeup` has passed.
+    too) and `step_at`, their place in the customer's order of steps (see
+    `_step_time`), so a replay is byte-identical whatever the processing time;
+    `now` is only checked. Timers are the caller's to fire
+    with `on_timer` before the event when `next_wakeup` has passed.
     """
     ensure_utc(now)
     state = ledger if ledger is not None else Ledger(customer_id)
-    run = _Run(state, policy, event.event_id, ensure_utc(event.occurred_at))
-    if _is_duplicate(state, event):
-        run.out.append(Duplicate(run.oid("duplicate"), run.at, _subject(event), event.event_id))
+    at = ensure_utc(event.occurred_at)
+    if _is_duplicate(state, event):  # changes nothing, the clock included
+        run = _Run(state, policy, event.event_id, at, at)
+        run.out.append(
+            Duplicate(
+                run.oid("duplicate"), run.at, _subject(event), event.event_id, step_at=run.step_at
+            )
+        )
     else:
+        run = _Run(state, policy, event.event_id, at, _step_time(state, at))
         if not isinstance(event, InvoiceIssued):  # keyed by its number while held
             _remember(state, event.event_id, policy)
         _dispatch(run, event)
@@ -444,7 +462,8 @@ def on_timer(
     ledger: Ledger, customer_id: str, now: datetime, policy: LedgerPolicy
 ) -> tuple[Ledger | None, list[Outcome]]:
     """Fire what is due by `now`: overdue transitions, reminders, retention clean-up."""
-    run = _Run(ledger, policy, f"timer:{customer_id}", ensure_utc(now))
+    now = ensure_utc(now)
+    run = _Run(ledger, policy, f"timer:{customer_id}", now, _step_time(ledger, now))
     while ledger.timers and ledger.timers[0][0] <= now:
         _, kind, key = heapq.heappop(ledger.timers)
         if kind == _TIMER_DUE:
@@ -453,6 +472,22 @@ def on_timer(
             _fire_drop_day(run, key)
     _trim_changes(ledger)
     return (None if ledger.is_empty() else ledger), run.out
+
+
+def _step_time(ledger: Ledger, at: datetime) -> datetime:
+    """The `step_at` of this step: its own time, or one microsecond past the last step.
+
+    Why: rows downstream keep the latest state of an invoice, payment or
+    exception by the `step_at` of the outcome that wrote it. Events reach a customer
+    out of time order (a bank credit dated midnight pays an invoice issued at
+    09:00), and a state written by a later step must never lose to an earlier
+    one, so a customer's steps carry strictly increasing times.
+    """
+    last = ledger.clock
+    if last is not None and at <= last:
+        at = last + _JUST_AFTER
+    ledger.clock = at
+    return at
 
 
 def _trim_changes(ledger: Ledger) -> None:
@@ -549,7 +584,7 @@ def _emit_statuses(run: _Run) -> None:
         inv = ledger.invoices.get(number)
         if inv is None:
             continue
-        inv.status = _status(inv, run.at)
+        inv.status = _status(inv, run.now)
         _track_settlement(run, inv)
         run.out.append(_status_outcome(run, inv, run.oid("invoice_status", number)))
 
@@ -567,6 +602,7 @@ def _status_outcome(run: _Run, inv: _Invoice, outcome_id: str) -> InvoiceStatus:
         inv.due_at,
         inv.issued_at,
         inv.channel,
+        step_at=run.step_at,
     )
 
 
@@ -612,6 +648,7 @@ def _check_credit_limit(run: _Run, inv: _Invoice) -> None:
                 limit.amount_minor,
                 exposure_minor,
                 currency,
+                step_at=run.step_at,
             )
         )
 
@@ -895,6 +932,7 @@ def _unapplied(
         reason,
         match.candidates if match else (),
         match.evidence if match else (),
+        step_at=run.step_at,
     )
 
 
@@ -950,6 +988,7 @@ def _apply_cash(
             method,
             confidence,
             evidence,
+            step_at=run.step_at,
         )
     )
 
@@ -976,6 +1015,7 @@ def _code_gap(run: _Run, pay: _Payment, inv: _Invoice, gap_minor: int, code: str
             pay.currency,
             code,
             valid,
+            step_at=run.step_at,
         )
     )
 
@@ -1020,6 +1060,7 @@ def _accept_deduction(run: _Run, inv: _Invoice, payment_id: str, gap_minor: int,
             inv.currency,
             code,
             True,
+            step_at=run.step_at,
         )
     )
     return True
@@ -1050,6 +1091,7 @@ def _add_credit(run: _Run, pay: _Payment, excess_minor: int) -> None:
             run.customer_id,
             excess_minor,
             pay.currency,
+            step_at=run.step_at,
         )
     )
 
@@ -1227,6 +1269,7 @@ def _emit_reversed(
                 amount,
                 currency,
                 f"{reason} (nothing left to reverse)" if unmatched else reason,
+                step_at=run.step_at,
             )
         )
 
@@ -1234,7 +1277,7 @@ def _emit_reversed(
 def _forget_if_spent(run: _Run, pay: _Payment) -> None:
     """A payment with nothing left stays until the retention window passes (idempotency)."""
     if pay.is_spent():
-        _schedule_drop(run, is_invoice=False, key=pay.payment_id, settled_at=run.at)
+        _schedule_drop(run, is_invoice=False, key=pay.payment_id, settled_at=run.now)
 
 
 # --- disputes ---------------------------------------------------------------------------
@@ -1363,6 +1406,7 @@ def _chargebacks(run: _Run, event: DisputeUpdated, dispute: _Dispute, status: st
                 status,
                 event.dispute_id,
                 fee_minor,
+                step_at=run.step_at,
             )
         )
         fee_minor = 0
@@ -1377,10 +1421,10 @@ def _schedule_due(run: _Run, inv: _Invoice) -> None:
     due_at = inv.due_at
     group = ledger.due_groups.get(due_at)
     if group is None:
-        fire_at = _next_checkpoint(run, due_at, run.at)
+        fire_at = _next_checkpoint(run, due_at, run.now)
         if fire_at is None:
             return
-        group = ledger.due_groups[due_at] = _DueGroup(due_at, run.at)
+        group = ledger.due_groups[due_at] = _DueGroup(due_at, run.now)
         heapq.heappush(ledger.timers, (fire_at, _TIMER_DUE, due_at))
     group.numbers.append(inv.invoice_number)
 
@@ -1402,7 +1446,7 @@ def _fire_due_group(run: _Run, due_at: datetime) -> None:
     group = ledger.due_groups.get(due_at)
     if group is None:
         return
-    now = run.at
+    now = run.now
     steps = run.policy.dunning.steps_for(_segment(ledger))
     step = latest_step(due_at, steps, group.done_until, now)
     crossing = group.done_until <= due_at < now
@@ -1424,6 +1468,7 @@ def _fire_due_group(run: _Run, due_at: datetime) -> None:
                     step.name,
                     inv.open_minor,
                     inv.currency,
+                    step_at=run.step_at,
                 )
             )
     group.numbers = list(alive)
@@ -1436,7 +1481,7 @@ def _fire_due_group(run: _Run, due_at: datetime) -> None:
 
 
 def _timer_status(run: _Run, inv: _Invoice) -> None:
-    status = _status(inv, run.at)
+    status = _status(inv, run.now)
     if status == inv.status:
         return
     inv.status = status
@@ -1451,8 +1496,8 @@ def _track_settlement(run: _Run, inv: _Invoice) -> None:
     if not settled:
         inv.settled_at = None
     elif inv.settled_at is None:
-        inv.settled_at = run.at
-        _schedule_drop(run, is_invoice=True, key=inv.invoice_number, settled_at=run.at)
+        inv.settled_at = run.now
+        _schedule_drop(run, is_invoice=True, key=inv.invoice_number, settled_at=run.now)
 
 
 def _schedule_drop(run: _Run, *, is_invoice: bool, key: str, settled_at: datetime) -> None:
@@ -1474,7 +1519,7 @@ def _fire_drop_day(run: _Run, day: datetime) -> None:
     for is_invoice, key in ledger.drop_days.pop(day, ()):
         if is_invoice:
             inv = ledger.invoices.get(key)
-            if inv is not None and inv.settled_at and inv.settled_at + retention <= run.at:
+            if inv is not None and inv.settled_at and inv.settled_at + retention <= run.now:
                 del ledger.invoices[key]
                 ledger.deductions.pop(key, None)
                 dropped[key] = inv

@@ -7,6 +7,13 @@ twice (at-least-once delivery, replay after a crash) is harmless.
 
 Matching decisions carry `method`, `confidence` (0..1, not money) and
 `evidence`: short strings naming the tokens and the rule that decided.
+
+`at` is the time of the event that caused the outcome. Outcomes of a customer's
+ledger also carry `step_at`: `at`, or just past that customer's previous step
+when the event is dated no later, so a customer's outcomes are strictly ordered
+in the order they were decided; stores keep the latest state of an invoice or
+payment by it, as events reach a customer out of time order (a bank credit
+dated midnight pays an invoice issued at 09:00).
 """
 
 from __future__ import annotations
@@ -89,6 +96,7 @@ class Applied(_Record):
     method: str
     confidence: float
     evidence: tuple[str, ...] = ()
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,7 @@ class Reversed(_Record):
     amount_minor: int
     currency: str
     reason: str
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +125,7 @@ class Unapplied(_Record):
     reason: str
     candidates: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,7 @@ class ShortPaid(_Record):
     # processor_fee, marketplace_fee, return, promotion, deduction:<code>, unexplained
     reason_code: str
     valid: bool = True
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +153,7 @@ class Overpaid(_Record):
     customer_id: str
     excess_minor: int
     currency: str
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +163,7 @@ class Duplicate(_Record):
     at: datetime
     payment_id: str
     event_id: str
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +179,7 @@ class Chargeback(_Record):
     status: str  # opened, won, lost
     dispute_id: str = ""
     fee_minor: int = 0
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +212,7 @@ class InvoiceStatus(_Record):
     due_at: datetime
     issued_at: datetime
     channel: str = "direct"
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +225,7 @@ class ReminderDue(_Record):
     step: str
     open_minor: int
     currency: str
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +238,7 @@ class CreditLimitExceeded(_Record):
     limit_minor: int
     exposure_minor: int
     currency: str
+    step_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

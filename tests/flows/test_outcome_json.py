@@ -28,6 +28,7 @@ BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     float: st.floats(allow_nan=False, allow_infinity=False),
     bool: st.booleans(),
     datetime: moments,
+    datetime | None: st.none() | moments,
     tuple[str, ...]: st.lists(texts, max_size=3).map(tuple),
     str | None: st.none() | texts,
 }

@@ -260,6 +260,7 @@ def test_lifecycle(events: list[CustomerEvent], status: str, open_minor: int) ->
     final = last_status(driver.outcomes, "A")
     assert (final.status, final.open_minor) == (status, open_minor)
     assert final.at == events[-1].occurred_at if events else day(0)
+    assert final.step_at == step_times([invoice("A", 10_000), *events])[-1]
 
 
 def test_every_change_emits_a_status_with_the_event_time() -> None:
@@ -943,11 +944,67 @@ def test_outcome_ids_are_unique_and_replays_are_identical() -> None:
     assert {"invoice_status", "credit_limit_exceeded", "unapplied"} <= kinds
 
 
-def test_every_event_outcome_carries_the_event_time() -> None:
+def step_times(events: Iterable[CustomerEvent]) -> list[datetime]:
+    """Each event's time, or one microsecond past the previous step when not later."""
+    times: list[datetime] = []
+    for event in events:
+        at = event.occurred_at
+        times.append(at if not times or at > times[-1] else times[-1] + timedelta(microseconds=1))
+    return times
+
+
+def test_every_event_outcome_carries_the_event_time_and_its_step_time() -> None:
     driver = Run()
-    for event in STREAM:
+    for event, step_at in zip(STREAM, step_times(STREAM), strict=True):
         for outcome in driver.feed(event):
             assert outcome.at == event.occurred_at
+            assert getattr(outcome, "step_at", None) == step_at
+
+
+STEP_TIME_CASES = [
+    # (case, events, expected `at` of each event's outcomes)
+    ("in time order", [invoice("A", 100, on=1), payment("P1", 100, "A", on=2)], [day(1), day(2)]),
+    ("same instant", [invoice("A", 100, on=1), payment("P1", 100, "A", on=1)],
+     [day(1), day(1) + timedelta(microseconds=1)]),
+    ("dated before the invoice", [invoice("A", 100, on=1), payment("P1", 100, "A", on=0)],
+     [day(1), day(1) + timedelta(microseconds=1)]),
+    ("later again after one moved", [invoice("A", 100, on=1), payment("P1", 40, "A", on=0),
+                                     payment("P2", 60, "A", on=2)],
+     [day(1), day(1) + timedelta(microseconds=1), day(2)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [case[1:] for case in STEP_TIME_CASES],
+    ids=[case[0] for case in STEP_TIME_CASES],
+)
+def test_a_customers_steps_are_strictly_ordered(
+    events: list[CustomerEvent], expected: list[datetime]
+) -> None:
+    driver = Run()
+    for event, step_at in zip(events, expected, strict=True):
+        outcomes = driver.feed(event)
+        assert {outcome.at for outcome in outcomes} == {event.occurred_at}
+        assert {getattr(outcome, "step_at", None) for outcome in outcomes} == {step_at}
+
+
+def test_a_backdated_payment_still_writes_the_invoices_latest_status() -> None:
+    driver = run(invoice("A", 100, on=1), payment("P1", 100, "A", on=0))
+    statuses = [o for o in driver.outcomes if isinstance(o, InvoiceStatus)]
+    assert [(s.status, s.open_minor) for s in statuses] == [("open", 100), ("paid", 0)]
+    assert statuses[0].at > statuses[1].at  # the credit is dated before the invoice ...
+    assert statuses[0].step_at < statuses[1].step_at  # ... yet decided after it
+
+
+def test_a_duplicate_does_not_move_the_clock() -> None:
+    driver = run(invoice("A", 100, on=1), payment("P1", 40, "A", on=2))
+    (duplicate,) = driver.feed(payment("P1", 40, "A", on=2))
+    assert isinstance(duplicate, Duplicate)
+    assert duplicate.step_at == duplicate.at == day(2)
+    assert {getattr(o, "step_at", None) for o in driver.feed(payment("P2", 60, "A", on=2))} == {
+        day(2) + timedelta(microseconds=1)
+    }
 
 
 def test_naive_times_are_refused() -> None:
