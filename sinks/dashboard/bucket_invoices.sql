@@ -14,8 +14,14 @@ WITH
     inv AS (
         SELECT
             invoice_number,
-            argMax((customer_id, status, open_minor, currency, due_at, channel,
-                    amount_minor, issued_at), version) AS s
+            argMax(customer_id, version) AS last_customer_id,
+            argMax(status, version) AS last_status,
+            argMax(open_minor, version) AS last_open_minor,
+            argMax(currency, version) AS last_currency,
+            argMax(due_at, version) AS last_due_at,
+            argMax(channel, version) AS last_channel,
+            argMax(amount_minor, version) AS last_amount_minor,
+            argMax(issued_at, version) AS last_issued_at
         FROM invoice_events
         WHERE version_at <= {as_of:DateTime64(3, 'UTC')}
         GROUP BY invoice_number
@@ -40,9 +46,10 @@ WITH
             inv.due_at AS due_at,
             toDate({as_of:DateTime64(3, 'UTC')}, 'UTC') - toDate(inv.due_at, 'UTC') AS days_past_due
         FROM (
-            SELECT invoice_number, s.1 AS customer_id, s.2 AS status, s.3 AS open_minor,
-                   s.4 AS currency, s.5 AS due_at, s.6 AS channel, s.7 AS amount_minor,
-                   s.8 AS issued_at
+            SELECT invoice_number, last_customer_id AS customer_id, last_status AS status,
+                   last_open_minor AS open_minor, last_currency AS currency,
+                   last_due_at AS due_at, last_channel AS channel,
+                   last_amount_minor AS amount_minor, last_issued_at AS issued_at
             FROM inv
         ) AS inv
         LEFT JOIN seg ON seg.customer_id = inv.customer_id
