@@ -32,7 +32,6 @@ also on errors. Results: `loadtest/results/scaling-<events>-<stamp>.json`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -56,6 +55,7 @@ from arrecon.connectors.envelope import RawEnvelope
 from arrecon.connectors.intake import encode_envelope
 from arrecon.connectors.webhook import routing_key
 from arrecon.flows.services import KafkaService, RedisService, free_port
+from arrecon.loadtest.children import dying_with_parent
 from arrecon.loadtest.driver import cpu_seconds, loadavg, machine, metric_sum
 
 __all__ = [
@@ -71,26 +71,9 @@ __all__ = [
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ENGINE_START_TIMEOUT_S = 120.0
 POLL_S = 0.05
-_PR_SET_PDEATHSIG = 1
 
 
 # --- engine processes ------------------------------------------------------------------------
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _load_libc()
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL the engine when the benchmark dies, so no engine outlives it."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def proc_status_kib(pid: int, key: str) -> int | None:
@@ -131,7 +114,7 @@ class EngineProcess:
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
                 start_new_session=True,
                 # Only a C call between fork and exec (libc resolved in the parent).
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=dying_with_parent(signal.SIGKILL),  # noqa: PLW1509
             )
         self.started_s = time.monotonic()
         self.cpu_s = 0.0

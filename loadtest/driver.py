@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import hashlib
 import hmac
 import itertools
@@ -59,6 +58,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from arrecon.flows.demo import Delivery, DemoState, as_delivery, deliveries
 from arrecon.flows.services import KafkaService, free_port
+from arrecon.loadtest.children import dying_with_parent
 from arrecon.loadtest.rawhttp import RawHttpPool
 
 __all__ = [
@@ -79,17 +79,6 @@ DRAIN_POLL_S = 0.05
 STRIPE_PATH = "/webhooks/stripe"
 E2E_TARGET_P50_MS = 50.0
 E2E_TARGET_P99_MS = 1000.0
-_PR_SET_PDEATHSIG = 1
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _load_libc()
 
 
 class DriverError(RuntimeError):
@@ -408,7 +397,7 @@ class Engine:
                 env=env,
                 start_new_session=True,
                 # Only a C call between fork and exec (libc resolved in the parent).
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=dying_with_parent(signal.SIGTERM),  # noqa: PLW1509
             )
         self._wait_ready()
         return self
@@ -450,12 +439,6 @@ class Engine:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait(timeout=10)
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM the engine when the driver dies, so a killed run leaves no orphan."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _engine_env(state: DemoState, kafka: str | None, topic: str) -> dict[str, str]:
