@@ -12,6 +12,7 @@ server.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -45,6 +46,7 @@ READ_BATCH = 1000
 # exports of hundreds of invoices each) would otherwise hold an epoch open for
 # minutes, and a crash would replay all of it.
 READ_BATCH_BYTES = 1 << 20
+_FLUSH_TICK_S = 0.005
 _SEGMENT_SPAN = 1 << 40
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -208,7 +210,12 @@ def _report(report: BatchReport) -> None:
 
 
 class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
-    """Buffers rows and flushes them at most `flush_ms` after the oldest arrived.
+    """Buffers rows and flushes them at most once per `flush_ms`, soon after they arrive.
+
+    A row that arrives when the last flush is `flush_ms` old is written at the
+    flusher's next tick (a few ms); under load rows gather for at most
+    `flush_ms`, so inserts stay large. Rows never wait longer than `flush_ms`
+    plus one tick.
 
     `snapshot()` flushes synchronously: Bytewax calls it at the end of every
     epoch before committing the recovery snapshot, so no input is marked done
@@ -235,6 +242,8 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         self.on_written = on_written
         self.unapplied = unapplied
         self.flush_s = flush_ms / 1000
+        self.tick_s = min(_FLUSH_TICK_S, self.flush_s / 2)
+        self.last_flush = -math.inf
         self.max_pending = max_pending
         self.lock = threading.Lock()
         self.pending: list[SinkItem] = []
@@ -264,9 +273,9 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
             self._flush_locked()
 
     def _flush_loop(self) -> None:
-        while not self.closing.wait(self.flush_s / 2):
+        while not self.closing.wait(self.tick_s):
             with self.lock:
-                due = self.oldest is not None and time.monotonic() - self.oldest >= self.flush_s
+                due = self.oldest is not None and time.monotonic() - self.last_flush >= self.flush_s
                 try:
                     if due:
                         self._flush_locked()
@@ -277,6 +286,7 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
                 self.unapplied.maybe_refresh()
 
     def _flush_locked(self) -> None:
+        self.last_flush = time.monotonic()
         self.writer.flush()
         items, self.pending, self.oldest = self.pending, [], None
         _count(items)
