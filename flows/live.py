@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -236,11 +236,11 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         on_written: Callable[[list[SinkItem]], None],
         flush_ms: int,
         max_pending: int,
-        unapplied: metrics.UnappliedCash | None = None,
+        gauges: Sequence[metrics.TableGauge] = (),
     ) -> None:
         self.writer = writer
         self.on_written = on_written
-        self.unapplied = unapplied
+        self.gauges = gauges
         self.flush_s = flush_ms / 1000
         self.tick_s = min(_FLUSH_TICK_S, self.flush_s / 2)
         self.last_flush = -math.inf
@@ -282,16 +282,17 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
                 except Exception as error:  # handed to the flow thread, which stops
                     self.error = error
                     return
-            if self.unapplied is not None:  # outside the lock: the flow keeps writing
-                self.unapplied.maybe_refresh()
+            for gauge in self.gauges:  # outside the lock: the flow keeps writing
+                gauge.maybe_refresh()
 
     def _flush_locked(self) -> None:
         self.last_flush = time.monotonic()
         self.writer.flush()
         items, self.pending, self.oldest = self.pending, [], None
         _count(items)
-        if items and self.unapplied is not None:
-            self.unapplied.written()
+        if items:
+            for gauge in self.gauges:
+                gauge.written()
         self.on_written(items)
 
     def close(self) -> None:
@@ -312,9 +313,9 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
     admits one process per folder; with a ClickHouse server this is simply the
     documented choice). Items arrive keyed by `SINK_KEY`.
 
-    The partition also keeps `arrecon_unapplied_cash_minor` in step with the
-    tables, reading them back at most every `unapplied_refresh_s` seconds after
-    rows were written (None: never).
+    The partition also keeps `arrecon_unapplied_cash_minor` and
+    `arrecon_open_ar_minor` in step with the tables, reading them back at most
+    every `unapplied_refresh_s` seconds after rows were written (None: never).
     """
 
     def __init__(
@@ -343,11 +344,17 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
         # The partition decides when to flush; the writer only splits big tables.
         options = {"on_batch": _report, "batch_ms": 10**9, **self.writer_options}
         writer = ClickHouseWriter(self.dsn, **options).open()
-        unapplied = None
+        gauges: list[metrics.TableGauge] = []
         if self.unapplied_refresh_s is not None:
-            unapplied = metrics.UnappliedCash(
-                lambda: writer.client, interval_s=self.unapplied_refresh_s
-            )
+            gauges = [
+                metrics.TableGauge(
+                    lambda: writer.client, read, gauge, interval_s=self.unapplied_refresh_s
+                )
+                for read, gauge in (
+                    (metrics.unapplied_cash, metrics.UNAPPLIED_CASH),
+                    (metrics.open_receivables, metrics.OPEN_AR),
+                )
+            ]
         return _ClickHousePartition(
-            writer, self.on_written, self.flush_ms, self.max_pending, unapplied
+            writer, self.on_written, self.flush_ms, self.max_pending, gauges
         )

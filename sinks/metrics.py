@@ -5,9 +5,9 @@ types and methods from the engine, rejection reasons are cut at their first
 `:` (the stable code, never the detail), tables are the schema's, currencies
 ISO-4217 codes. Never a customer, invoice or payment id.
 
-`arrecon_unapplied_cash_minor` is read back from ClickHouse (`UnappliedCash`)
-rather than summed from outcomes in memory: the table is the truth that
-survives restarts and sees every worker's rows.
+`arrecon_unapplied_cash_minor` and `arrecon_open_ar_minor` are read back from
+ClickHouse (`TableGauge`) rather than summed from outcomes in memory: the tables
+are the truth that survives restarts and sees every worker's rows.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from arrecon.sinks.clickhouse import view_sql
 
 __all__ = [
+    "OPEN_AR",
     "UNAPPLIED_CASH",
-    "UnappliedCash",
+    "TableGauge",
     "EVENTS_IN",
     "EVENT_TO_OUTCOME_SECONDS",
     "INPUT_POSITION",
@@ -33,7 +34,9 @@ __all__ = [
     "SINK_BATCH_ROWS",
     "SINK_ROWS",
     "SINK_WRITE_SECONDS",
+    "open_receivables",
     "reason_code",
+    "unapplied_cash",
 ]
 
 EVENTS_IN = Counter(
@@ -64,6 +67,9 @@ INPUT_POSITION = Gauge(
 )
 UNAPPLIED_CASH = Gauge(
     "arrecon_unapplied_cash_minor", "Unapplied cash in minor units.", ["currency"]
+)
+OPEN_AR = Gauge(
+    "arrecon_open_ar_minor", "Open receivables (aging rules) in minor units.", ["currency"]
 )
 
 _MAX_REASON = 64
@@ -101,24 +107,46 @@ def unapplied_cash(client: Any) -> dict[str, int]:
     return {str(currency): int(minor) for currency, minor in result.result_rows}
 
 
-class UnappliedCash:
-    """Keeps `UNAPPLIED_CASH` in step with ClickHouse, querying at most every `interval_s`.
+# Open receivables per currency: the aging view's open items, every bucket.
+OPEN_AR_SQL = f"""
+SELECT currency, toInt64(sum(total_open_minor)) AS open_minor
+FROM (
+{view_sql("aging")}
+) AS aging
+GROUP BY currency
+ORDER BY currency
+"""
 
-    Why a bounded rate: the query reads the whole exception queue; the sink calls
-    `maybe_refresh` after each flush, and a busy flow flushes many times a second.
-    A currency that drops out is set to 0, not left at its last value. A failed
-    query is logged and retried at the next interval; it never stops the flow.
+
+def open_receivables(client: Any) -> dict[str, int]:
+    """Open receivables per currency, in minor units, over every row written."""
+    parameters = {"as_of": _LATEST, "dimension": "currency"}
+    result = client.query(OPEN_AR_SQL, parameters=parameters)
+    return {str(currency): int(minor) for currency, minor in result.result_rows}
+
+
+class TableGauge:
+    """Keeps a per-currency gauge in step with ClickHouse, querying at most every `interval_s`.
+
+    `read(client)` gives minor units per currency (`unapplied_cash`,
+    `open_receivables`). Why a bounded rate: the queries read a whole view; the
+    sink calls `maybe_refresh` after each flush, and a busy flow flushes many
+    times a second. A currency that drops out is set to 0, not left at its last
+    value. A failed query is logged and retried at the next interval; it never
+    stops the flow.
     """
 
     def __init__(
         self,
         client: Callable[[], Any],
+        read: Callable[[Any], dict[str, int]],
+        gauge: Gauge,
         *,
         interval_s: float = 15.0,
-        gauge: Gauge = UNAPPLIED_CASH,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.read = read
         self.interval_s = interval_s
         self.gauge = gauge
         self._clock = clock
@@ -138,10 +166,10 @@ class UnappliedCash:
         self._last_at = now
         self._stale = False
         try:
-            self.set(unapplied_cash(self.client()))
+            self.set(self.read(self.client()))
         except Exception:
             self._stale = True
-            _log.warning("unapplied cash gauge not refreshed", exc_info=True)
+            _log.warning("gauge from %s not refreshed", self.read.__name__, exc_info=True)
             return False
         return True
 

@@ -1,4 +1,5 @@
-"""`arrecon_unapplied_cash_minor`: read back from real chDB tables, at a bounded rate.
+"""`arrecon_unapplied_cash_minor` and `arrecon_open_ar_minor`: read back from real chDB
+tables, at a bounded rate.
 
 Ledger: P4 2500 USD unapplied; P5 1200 EUR unapplied, later applied to I5;
 P6 900 USD unapplied twice (the newer, 700, supersedes). Open: USD 2500 + 700.
@@ -17,10 +18,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from arrecon.flows.live import ClickHouseSink
 from arrecon.flows.steps import Tagged
 from arrecon.sinks.clickhouse import ClickHouseWriter, acquire_client, release_client, run_view
-from arrecon.sinks.metrics import UnappliedCash, unapplied_cash
+from arrecon.sinks.metrics import TableGauge, open_receivables, unapplied_cash
 from arrecon.sinks.migrate import migrate
 from arrecon.sinks.rows import TableRow, outcome_rows
-from arrecon.state.outcomes import Applied, Outcome, Unapplied
+from arrecon.state.outcomes import Applied, InvoiceStatus, Outcome, Unapplied
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +115,7 @@ def test_agrees_with_the_cash_kpis_view(db: Any) -> None:
 
 def test_gauge_follows_the_tables_at_a_bounded_rate(db: Any) -> None:
     client, clock, gauge = Counting(db), Clock(), fresh_gauge()
-    refresher = UnappliedCash(lambda: client, interval_s=10, gauge=gauge, clock=clock)
+    refresher = TableGauge(lambda: client, unapplied_cash, gauge, interval_s=10, clock=clock)
     assert refresher.maybe_refresh()
     assert (value(gauge, "USD"), value(gauge, "EUR")) == (3_200, 1_200)
     with ClickHouseWriter(client=db) as writer:
@@ -132,7 +133,7 @@ def test_gauge_follows_the_tables_at_a_bounded_rate(db: Any) -> None:
 
 def test_failed_refresh_keeps_values_and_retries(db: Any) -> None:
     client, clock, gauge = Counting(db), Clock(), fresh_gauge()
-    refresher = UnappliedCash(lambda: client, interval_s=10, gauge=gauge, clock=clock)
+    refresher = TableGauge(lambda: client, unapplied_cash, gauge, interval_s=10, clock=clock)
     assert refresher.maybe_refresh()
     client.fail = True
     refresher.written()
@@ -145,20 +146,50 @@ def test_failed_refresh_keeps_values_and_retries(db: Any) -> None:
     assert client.queries == 3
 
 
-def test_flow_sink_sets_the_exported_gauge(dsn: str) -> None:
+def test_flow_sink_sets_the_exported_gauges(dsn: str) -> None:
     currency = "XTS"  # the ISO test currency: no other test sets it
     sink = ClickHouseSink(dsn, flush_ms=20, unapplied_refresh_s=0.0)
     part = sink.build_part("clickhouse_out", "rows", None)
     try:
         outcome = Unapplied("un-x", ts("2025-03-01 00:00"), "PX", "C9", 4_200, currency, "no_match")
-        part.write_batch([Tagged(1, 0, 0, outcome)])
+        invoice = status("IX", "2025-03-01 00:00", "open", 3_300, currency)
+        part.write_batch([Tagged(1, 0, 0, outcome), Tagged(2, 0, 0, invoice)])
         deadline = time.monotonic() + 10
-        sample = None
-        while sample != 4_200 and time.monotonic() < deadline:
+        samples: tuple[float | None, ...] = ()
+        while samples != (4_200, 3_300) and time.monotonic() < deadline:
             time.sleep(0.02)
-            sample = REGISTRY.get_sample_value(
-                "arrecon_unapplied_cash_minor", {"currency": currency}
+            samples = tuple(
+                REGISTRY.get_sample_value(name, {"currency": currency})
+                for name in ("arrecon_unapplied_cash_minor", "arrecon_open_ar_minor")
             )
-        assert sample == 4_200
+        assert samples == (4_200, 3_300)
     finally:
         part.close()
+
+
+def status(number: str, at: str, state: str, open_minor: int, currency: str) -> InvoiceStatus:
+    issued = ts("2025-01-01 00:00")
+    return InvoiceStatus(
+        f"st-{number}-{at}", ts(at), number, "C1", state, open_minor, 10_000, currency,
+        ts("2025-02-01 00:00"), issued,
+    )  # fmt: skip
+
+
+def test_open_receivables_follow_the_aging_rules(db: Any) -> None:
+    db.command("TRUNCATE TABLE invoice_events")
+    db.command("TRUNCATE TABLE invoices")
+    statuses = [
+        status("I1", "2025-01-01 00:00", "open", 10_000, "USD"),
+        status("I1", "2025-03-01 00:00", "partially_paid", 4_000, "USD"),  # latest wins
+        status("I2", "2025-01-01 00:00", "open", 7_000, "EUR"),
+        status("I3", "2025-01-01 00:00", "open", 5_000, "USD"),
+        status("I3", "2025-02-01 00:00", "paid", 0, "USD"),  # closed: not open AR
+        status("I4", "2025-01-01 00:00", "credited", -500, "USD"),  # credit: not open AR
+    ]
+    with ClickHouseWriter(client=db) as writer:
+        writer.write(rows(statuses))
+        writer.flush()
+        writer.write(rows(statuses))  # a replay: duplicates must not count
+    assert open_receivables(db) == {"EUR": 7_000, "USD": 4_000}
+    aging = run_view(db, "aging", as_of=ts("2299-12-31 00:00"), dimension="currency")
+    assert open_receivables(db) == {row["currency"]: row["total_open_minor"] for row in aging}
