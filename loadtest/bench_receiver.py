@@ -381,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto")
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=500,
+        help="requests sent before timing (a fresh broker's JVM needs thousands)",
+    )
+    parser.add_argument(
         "--kafka", action="store_true", help="start a local broker; the server produces to it"
     )
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
@@ -398,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             args.connections,
             args.max_seconds,
             args.http,
+            warmup=args.warmup,
             kafka=broker,
         )
         load_after = os.getloadavg()[0]
