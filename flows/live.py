@@ -315,7 +315,7 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
 
     The partition also keeps `arrecon_unapplied_cash_minor` and
     `arrecon_open_ar_minor` in step with the tables, reading them back at most
-    every `unapplied_refresh_s` seconds after rows were written (None: never).
+    every `gauge_refresh_s` seconds after rows were written (None: never).
     """
 
     def __init__(
@@ -326,12 +326,12 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
         max_pending: int = 20_000,
         process_id: int = 0,
         *,
-        unapplied_refresh_s: float | None = 15.0,
+        gauge_refresh_s: float | None = 15.0,
         **writer_options: Any,
     ) -> None:
         self.dsn = dsn
         self.process_id = process_id
-        self.unapplied_refresh_s = unapplied_refresh_s
+        self.gauge_refresh_s = gauge_refresh_s
         self.on_written = on_written
         self.flush_ms = flush_ms
         self.max_pending = max_pending
@@ -345,10 +345,10 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
         options = {"on_batch": _report, "batch_ms": 10**9, **self.writer_options}
         writer = ClickHouseWriter(self.dsn, **options).open()
         gauges: list[metrics.TableGauge] = []
-        if self.unapplied_refresh_s is not None:
+        if self.gauge_refresh_s is not None:
             gauges = [
                 metrics.TableGauge(
-                    lambda: writer.client, read, gauge, interval_s=self.unapplied_refresh_s
+                    lambda: writer.client, read, gauge, interval_s=self.gauge_refresh_s
                 )
                 for read, gauge in (
                     (metrics.unapplied_cash, metrics.UNAPPLIED_CASH),

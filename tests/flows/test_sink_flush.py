@@ -39,7 +39,7 @@ def test_idle_sink_writes_at_its_next_tick_and_busy_sink_waits_for_the_interval(
         f"chdb://{tmp_path / 'chdb'}",
         on_written=lambda items: written.extend(getattr(i, "position", -1) for i in items),
         flush_ms=60_000,
-        unapplied_refresh_s=None,
+        gauge_refresh_s=None,
     )
     part = sink.build_part("clickhouse_out", "rows", None)
     try:

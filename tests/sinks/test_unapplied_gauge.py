@@ -148,7 +148,7 @@ def test_failed_refresh_keeps_values_and_retries(db: Any) -> None:
 
 def test_flow_sink_sets_the_exported_gauges(dsn: str) -> None:
     currency = "XTS"  # the ISO test currency: no other test sets it
-    sink = ClickHouseSink(dsn, flush_ms=20, unapplied_refresh_s=0.0)
+    sink = ClickHouseSink(dsn, flush_ms=20, gauge_refresh_s=0.0)
     part = sink.build_part("clickhouse_out", "rows", None)
     try:
         outcome = Unapplied("un-x", ts("2025-03-01 00:00"), "PX", "C9", 4_200, currency, "no_match")
