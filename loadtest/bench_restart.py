@@ -36,8 +36,6 @@ import pickle
 import random
 import shutil
 import sqlite3
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,10 +54,12 @@ from arrecon.loadtest import formats as fmt
 from arrecon.loadtest.bench_scaling import (
     RESULTS_DIR,
     EngineProcess,
+    command_line,
     differences,
     engines_stopped,
     envelope_of,
     read_tables,
+    work_folder,
     write_result,
 )
 from arrecon.loadtest.driver import loadavg, machine, metric_sum
@@ -419,15 +419,9 @@ def main(
         reference=not no_reference,
         timeout_s=timeout_s,
     )
-    workdir = Path(tempfile.mkdtemp(prefix="arrecon-bench-restart-"))
-    try:
+    with work_folder("arrecon-bench-restart-", keep) as workdir:
         record = run_restart(config, workdir)
-    finally:
-        if keep:
-            click.echo(f"work folder kept: {workdir}", err=True)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    record["command"] = " ".join(["python -m arrecon.loadtest.bench_restart", *sys.argv[1:]])
+    record["command"] = command_line("arrecon.loadtest.bench_restart")
     path = write_result(record, results_dir, f"restart-{invoices}")
     summary = {key: record.get(key) for key in ("build_then_kill", "restart", "correct")}
     click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())

@@ -573,6 +573,34 @@ def _line(figures: dict[str, Any], check: dict[str, Any]) -> str:
     )
 
 
+@contextlib.contextmanager
+def work_folder(prefix: str, keep: bool) -> Iterator[Path]:
+    """A scratch folder for one benchmark, removed afterwards unless `keep`."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    finally:
+        if keep:
+            click.echo(f"work folder kept: {workdir}", err=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def command_line(module: str) -> str:
+    """The command as typed, with paths under the working folder made relative.
+
+    Why: result files are kept in the repository; they should say how to run the
+    benchmark again, not where one machine keeps its checkout.
+    """
+    cwd = Path.cwd()
+
+    def relative(arg: str) -> str:
+        path = Path(arg)
+        return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else arg
+
+    return " ".join([f"python -m {module}", *(relative(arg) for arg in sys.argv[1:])])
+
+
 def write_result(record: dict[str, Any], results_dir: Path, stem: str) -> Path:
     """`<results_dir>/<stem>-<UTC stamp>.json`, never overwriting an earlier run."""
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -616,15 +644,9 @@ def main(
         settle_s=settle_s,
         check_replay=not no_replay_check,
     )
-    workdir = Path(tempfile.mkdtemp(prefix="arrecon-bench-scaling-"))
-    try:
+    with work_folder("arrecon-bench-scaling-", keep) as workdir:
         record = run_scaling(config, workdir)
-    finally:
-        if keep:
-            click.echo(f"work folder kept: {workdir}", err=True)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    record["command"] = " ".join(["python -m arrecon.loadtest.bench_scaling", *sys.argv[1:]])
+    record["command"] = command_line("arrecon.loadtest.bench_scaling")
     path = write_result(record, results_dir, f"scaling-{events}")
     click.echo(orjson.dumps(record["summary"], option=orjson.OPT_INDENT_2).decode())
     click.echo(f"correct: {record['correct']}; written to {path}", err=True)
