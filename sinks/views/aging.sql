@@ -5,7 +5,8 @@
 --   dimension  Identifier            customer_id, channel, currency or segment
 -- Invoice state as of T is the latest invoice_events version with version_at <= T
 -- (argMax over version, one column at a time: a version names one row, and argMax
--- over a tuple of strings costs about three times as much), so past dates are exact.  An invoice is open when its
+-- over a tuple of strings made this view about 1.5x slower, see BENCHMARKS.md), so
+-- past dates are exact.  An invoice is open when its
 -- open amount is positive and its status is not a closed one.  Days past due are
 -- calendar days (UTC) from the due date to T: <= 0 is current.  The segment is the
 -- customer's segment as of T ('unassigned' without a customers row).  Amounts are
