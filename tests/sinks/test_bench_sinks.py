@@ -18,4 +18,5 @@ def test_bench_reports_writer_views_and_dashboard(tmp_path: Path) -> None:
     assert all(result["rows"] == 200 for result in report["writer"].values())
     assert set(report["views"]) == {f"{v}@{m}" for v in VIEW_PARAMS for m in ("end", "past")}
     assert report["views"]["cash_kpis@end"]["rows"] == 3  # one row per currency
-    assert set(report["dashboard"]) == {"summary@end", "summary@past"}
+    calls = ("summary", "bucket_invoices")
+    assert set(report["dashboard"]) == {f"{c}@{m}" for c in calls for m in ("end", "past")}
