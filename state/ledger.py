@@ -41,11 +41,12 @@ the key; a customer profile alone keeps the ledger (terms and limits matter).
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import TypeAlias
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeAlias, TypeVar, cast, overload
 
 from arrecon.state.dunning import DunningPolicy, latest_step, next_step_at
 from arrecon.state.events import (
@@ -128,11 +129,14 @@ _WEAK_METHODS = frozenset({"fuzzy_reference", "exact_amount", "subset_sum"})
 _HANDLE_MARK = ":"
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _JUST_AFTER = timedelta(microseconds=1)
+_MICROSECOND = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY = timedelta(days=1)
 _TIMER_DUE = 0
 _TIMER_DROP = 1
 _DEFAULT_MATCH = MatchPolicy()
 _DEFAULT_DUNNING = DunningPolicy()
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,20 +172,68 @@ class InvoiceView:
     disputed: bool
 
 
+class _Rare:
+    """The invoice fields that most open invoices never move off their defaults."""
+
+    __slots__ = ("closed_by", "disputes", "flagged_minor", "payers", "reopened", "settled_at")
+
+    def __init__(self) -> None:
+        self.closed_by = "cash"  # why the open amount reached 0 (see _CLOSED_STATUS)
+        self.disputes = 0
+        self.flagged_minor = 0
+        # Ids of payments that applied cash here (may repeat or outlive the payment):
+        # lets retention find their applications without scanning every payment.
+        self.payers: list[str] | None = None
+        self.reopened = False
+        self.settled_at: datetime | None = None
+
+
+_RARE_DEFAULTS = _Rare()  # read, never written
+
+
+class _RareField(Generic[_T]):
+    """An `_Invoice` attribute kept in its `rare` part, which is created on the
+    first write of a value other than the default. Why: an open invoice that
+    was never disputed, flagged, paid or reopened carries one empty slot
+    instead of six (the memory target is per open invoice)."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, inv: None, owner: type) -> _RareField[_T]: ...
+
+    @overload
+    def __get__(self, inv: _Invoice, owner: type) -> _T: ...
+
+    def __get__(self, inv: _Invoice | None, owner: type) -> _T | _RareField[_T]:
+        if inv is None:
+            return self
+        rare = inv.rare
+        return cast(_T, getattr(_RARE_DEFAULTS if rare is None else rare, self.name))
+
+    def __set__(self, inv: _Invoice, value: _T) -> None:
+        rare = inv.rare
+        if rare is None:
+            if value == getattr(_RARE_DEFAULTS, self.name):
+                return
+            inv.rare = rare = _Rare()
+        setattr(rare, self.name, value)
+
+
 class _Invoice(OpenInvoice):
     """One record per invoice: the book's entry while open, plus the ledger's fields."""
 
-    __slots__ = (
-        "channel",
-        "closed_by",
-        "disputes",
-        "flagged_minor",
-        "issued_at",
-        "payers",
-        "reopened",
-        "settled_at",
-        "status",
-    )
+    __slots__ = ("channel", "issued_us", "rare", "status")
+
+    closed_by: _RareField[str] = _RareField()
+    disputes: _RareField[int] = _RareField()
+    flagged_minor: _RareField[int] = _RareField()
+    payers: _RareField[list[str] | None] = _RareField()
+    reopened: _RareField[bool] = _RareField()
+    settled_at: _RareField[datetime | None] = _RareField()
 
     def __init__(self, event: InvoiceIssued, due_at: datetime) -> None:
         amount = event.amount
@@ -194,17 +246,16 @@ class _Invoice(OpenInvoice):
             event.po_number,
             event.external_ids,
         )
-        self.issued_at = ensure_utc(event.issued_at)
-        self.channel = event.channel
+        # Microseconds since the epoch: an int is 16 bytes smaller than a datetime,
+        # and unlike the due date (shared per day) every issue time is its own.
+        self.issued_us = (ensure_utc(event.issued_at) - _EPOCH) // _MICROSECOND
+        self.channel = sys.intern(event.channel)  # a handful of names: share one string each
         self.status = OPEN
-        self.closed_by = "cash"
-        self.reopened = False
-        self.disputes = 0
-        self.flagged_minor = 0
-        self.settled_at: datetime | None = None
-        # Ids of payments that applied cash here (may repeat or outlive the payment):
-        # lets retention find their applications without scanning every payment.
-        self.payers: list[str] | None = None
+        self.rare: _Rare | None = None
+
+    @property
+    def issued_at(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.issued_us)
 
 
 class _Payment:
@@ -376,11 +427,12 @@ def _view(inv: _Invoice) -> InvoiceView:
 
 def _status(inv: _Invoice, at: datetime) -> str:
     """Derived status: overdue comes from the due date and `at`, never stored as truth."""
-    if inv.disputes:
+    rare = inv.rare or _RARE_DEFAULTS  # read once: this runs for every status row
+    if rare.disputes:
         return DISPUTED
     if inv.open_minor <= 0:
-        return _CLOSED_STATUS[inv.closed_by]
-    if inv.reopened:
+        return _CLOSED_STATUS[rare.closed_by]
+    if rare.reopened:
         return REOPENED
     if at > inv.due_at:
         return OVERDUE

@@ -49,6 +49,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(_EXPONENT_3.split(), 3),
     **dict.fromkeys(_EXPONENT_4.split(), 4),
 }
+# One string object per code: a decoded payload's "USD" is a fresh 52-byte
+# string, and long-lived state (an open invoice, waiting cash) would keep one each.
+_CODES: dict[str, str] = {code: code for code in CURRENCY_EXPONENTS}
 
 
 def exponent(currency: str) -> int:
@@ -69,7 +72,11 @@ class Money:
     def __post_init__(self) -> None:
         if type(self.amount_minor) is not int:
             raise MoneyError(f"amount_minor must be int, got {type(self.amount_minor).__name__}")
-        exponent(self.currency)
+        code = _CODES.get(self.currency)
+        if code is None:
+            exponent(self.currency)  # raises the unknown-currency error
+        elif code is not self.currency:
+            object.__setattr__(self, "currency", code)  # the shared copy (see _CODES)
 
     def __add__(self, other: Money) -> Money:
         self._same_currency(other)

@@ -104,6 +104,7 @@ def core_key(key: str) -> str:
     return _LEADING_ALPHA.sub("", key)
 
 
+@lru_cache(maxsize=_KEY_CACHE_SIZE)
 def tail_key(text: str) -> str:
     """Last numeric run as written, without leading zeros ("" when the text does
     not end in digits): "INV-2026-004711" -> "4711"."""

@@ -896,6 +896,13 @@ def test_ledger_pickles() -> None:
     clone = pickle.loads(pickle.dumps(driver.ledger))
     other = Run(ledger=clone)
     assert other.feed(invoice("C", 3_000, on=3)) == driver.feed(invoice("C", 3_000, on=3))
+    # B never took cash (its rarely-set fields are defaults): paying it in the
+    # clone must touch B alone, as in the original.
+    later = payment("R", 5_000, "B", on=4)
+    assert other.feed(later) == driver.feed(later)
+    assert [other.state(n) for n in "ABC"] == [driver.state(n) for n in "ABC"]
+    assert other.state("B") == ("paid", 0)
+    assert other.state("C") == ("open", 3_000)
 
 
 def test_memo_before_its_invoice_is_applied_on_arrival() -> None:
