@@ -6,7 +6,8 @@ flow, the receiver or the service helpers. Nothing here holds domain logic.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,17 @@ def with_dashboard(token: str | None) -> Callable[[Any, str], None]:
         mount_dashboard(app, dsn, token)
 
     return mount
+
+
+@contextmanager
+def _refusing_old_state() -> Iterator[None]:
+    """Recovery snapshots of another state format end the command with what to do."""
+    from arrecon.flows.recovery import IncompatibleRecoveryError
+
+    try:
+        yield
+    except IncompatibleRecoveryError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,6 +121,7 @@ def run(
 ) -> None:
     """Receive webhooks and feeds, reconcile live, write ClickHouse (Ctrl-C stops)."""
     from arrecon.connectors.webhook import ReceiverSettings
+    from arrecon.flows.recovery import check_recovery
     from arrecon.flows.run import run as run_live
     from arrecon.flows.settings import Settings
 
@@ -125,14 +138,16 @@ def run(
     cluster = addresses.split(",") if addresses else None
     if cluster and not settings.kafka:
         raise click.UsageError("several processes need --kafka (the journal is local)")
-    click.echo(f"arrecon: listening on http://{settings.host}:{settings.port}", err=True)
-    run_live(
-        settings,
-        ReceiverSettings.from_env(),
-        process_id=process_id,
-        addresses=cluster,
-        extra_routes=with_dashboard(None),
-    )
+    with _refusing_old_state():
+        check_recovery(settings.recovery_dir)
+        click.echo(f"arrecon: listening on http://{settings.host}:{settings.port}", err=True)
+        run_live(
+            settings,
+            ReceiverSettings.from_env(),
+            process_id=process_id,
+            addresses=cluster,
+            extra_routes=with_dashboard(None),
+        )
 
 
 @main.command()
@@ -160,11 +175,12 @@ def demo(*, data_dir: Path | None, port: int | None, rate: float, events: int, s
     from arrecon.flows.settings import Settings
 
     settings = Settings.from_env().with_overrides(data_dir=data_dir, port=port)
-    run_demo(
-        settings,
-        seed=seed,
-        rate=rate,
-        events=events,
-        echo=lambda line: click.echo(line, err=True),
-        dashboard=with_dashboard,
-    )
+    with _refusing_old_state():
+        run_demo(
+            settings,
+            seed=seed,
+            rate=rate,
+            events=events,
+            echo=lambda line: click.echo(line, err=True),
+            dashboard=with_dashboard,
+        )

@@ -28,7 +28,6 @@ from typing import Any
 
 import orjson
 import uvicorn
-from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import cluster_main, run_main
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -39,6 +38,7 @@ from arrecon.connectors.webhook import ReceiverSettings, create_app
 from arrecon.flows.alerts_sink import AlertSink
 from arrecon.flows.live import RECENT_LATENCIES_MS, ClickHouseSink, JournalSource, kafka_input
 from arrecon.flows.reconcile import FlowConfig, InputSpec, build_flow
+from arrecon.flows.recovery import check_recovery, open_recovery
 from arrecon.flows.redis_store import redis_store_factory
 from arrecon.flows.settings import Settings
 
@@ -145,14 +145,6 @@ def serving(app: Starlette, host: str, port: int) -> Iterator[uvicorn.Server]:
         thread.join(timeout=10)
 
 
-def _recovery(settings: Settings, partitions: int) -> RecoveryConfig:
-    directory = settings.recovery_dir
-    if not directory.exists():
-        directory.mkdir(parents=True)
-        init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
-    return RecoveryConfig(str(directory))  # type: ignore[no-untyped-call]
-
-
 def run_flow(runtime: Runtime, process_id: int = 0, addresses: list[str] | None = None) -> None:
     """Run the flow until interrupted; with `addresses`, as one process of a cluster."""
     settings = runtime.settings
@@ -164,7 +156,7 @@ def run_flow(runtime: Runtime, process_id: int = 0, addresses: list[str] | None 
         alert_sink=AlertSink.from_env(),
     )
     processes = len(addresses) if addresses else 1
-    recovery = _recovery(settings, processes * settings.workers)
+    recovery = open_recovery(settings.recovery_dir, processes * settings.workers)
     epoch = timedelta(seconds=settings.snapshot_interval_s)
     if addresses is None and settings.workers == 1:
         run_main(flow, epoch_interval=epoch, recovery_config=recovery)  # type: ignore[no-untyped-call]
@@ -188,7 +180,12 @@ def run(
     extra_routes: Callable[[Starlette, str], None] | None = None,
     on_ready: Callable[[Runtime], None] | None = None,
 ) -> None:
-    """Serve the receiver and run the flow until Ctrl-C."""
+    """Serve the receiver and run the flow until Ctrl-C.
+
+    Raises IncompatibleRecoveryError, before anything starts, when the recovery
+    folder was written by a release with another state format.
+    """
+    check_recovery(settings.recovery_dir)
     runtime = build_runtime(settings, receiver, extra_routes)
     _alerts_to_file(settings.data_dir / "alerts.log")
     _stop_on_signals(runtime)

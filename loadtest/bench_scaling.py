@@ -338,11 +338,9 @@ def start_cluster(
     data_dir: Path, processes: int, common: list[str], env: dict[str, str]
 ) -> list[EngineProcess]:
     """`processes` engines sharing one data folder (recovery is shared; only 0 opens chDB)."""
-    from bytewax.recovery import init_db_dir
+    from arrecon.flows.recovery import open_recovery
 
-    recovery = data_dir / "recovery"
-    recovery.mkdir(parents=True)
-    init_db_dir(recovery, processes)  # type: ignore[no-untyped-call]
+    open_recovery(data_dir / "recovery", processes)  # made once, before they race to
     addresses = ",".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
     return [
         EngineProcess(data_dir, [*common, *_cluster_args(processes, index, addresses)], env)
