@@ -128,8 +128,8 @@ _WEAK_METHODS = frozenset({"fuzzy_reference", "exact_amount", "subset_sum"})
 # the payment's `invoice_refs`.
 _HANDLE_MARK = ":"
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_JUST_AFTER = timedelta(microseconds=1)
 _MICROSECOND = timedelta(microseconds=1)
+_JUST_AFTER = _MICROSECOND
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY = timedelta(days=1)
 _TIMER_DUE = 0
