@@ -224,10 +224,13 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
     Why a flusher thread: flushing on every Bytewax batch made the flow wait on
     several inserts per handful of events; flushing only when the next batch
     comes would leave the tail of a burst unwritten while the input is idle.
-    chDB releases the GIL while it inserts, so the flow keeps running. A failed
-    write is re-raised by the next `write_batch`, which stops the flow (recovery
-    then replays; row ids keep the rows exact). Metrics are counted once rows
-    are written, so `arrecon_input_position` means "queryable".
+    A flush takes the buffered rows under `lock` and inserts them outside it
+    (one flush at a time, under `flushing`), and chDB releases the GIL while it
+    inserts, so the flow keeps deciding and buffering during the ~5 ms per
+    table an insert costs. A failed write is re-raised by the next
+    `write_batch`, which stops the flow (recovery then replays; row ids keep
+    the rows exact). Metrics are counted once rows are written, so
+    `arrecon_input_position` means "queryable".
     """
 
     def __init__(
@@ -245,7 +248,8 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
         self.tick_s = min(_FLUSH_TICK_S, self.flush_s / 2)
         self.last_flush = -math.inf
         self.max_pending = max_pending
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the buffers: writer rows, pending items
+        self.flushing = threading.Lock()  # one flush at a time, in order
         self.pending: list[SinkItem] = []
         self.oldest: float | None = None
         self.error: BaseException | None = None
@@ -258,50 +262,54 @@ class _ClickHousePartition(StatefulSinkPartition[SinkItem, None]):
     def write_batch(self, items: list[SinkItem]) -> None:
         if self.error is not None:
             raise self.error
+        rows = [row for item in items for row in sink_rows(item)]
         with self.lock:
-            self.writer.write(row for item in items for row in sink_rows(item))
+            self.writer.write(rows)
             self.pending.extend(items)
             if self.oldest is None:
                 self.oldest = time.monotonic()
-            if len(self.pending) >= self.max_pending:
-                self._flush_locked()
+            full = len(self.pending) >= self.max_pending
+        if full:
+            self._flush()
 
     def snapshot(self) -> None:
+        """Returns once every row buffered so far is written (a flush in flight included)."""
         if self.error is not None:
             raise self.error
-        with self.lock:
-            self._flush_locked()
+        self._flush()
 
     def _flush_loop(self) -> None:
         while not self.closing.wait(self.tick_s):
             with self.lock:
                 due = self.oldest is not None and time.monotonic() - self.last_flush >= self.flush_s
-                try:
-                    if due:
-                        self._flush_locked()
-                except Exception as error:  # handed to the flow thread, which stops
-                    self.error = error
-                    return
-            for gauge in self.gauges:  # outside the lock: the flow keeps writing
+            try:
+                if due:
+                    self._flush()
+            except Exception as error:  # handed to the flow thread, which stops
+                self.error = error
+                return
+            for gauge in self.gauges:
                 gauge.maybe_refresh()
 
-    def _flush_locked(self) -> None:
-        self.last_flush = time.monotonic()
-        self.writer.flush()
-        items, self.pending, self.oldest = self.pending, [], None
-        _count(items)
-        if items:
-            for gauge in self.gauges:
-                gauge.written()
-        self.on_written(items)
+    def _flush(self) -> None:
+        with self.flushing:
+            with self.lock:
+                self.last_flush = time.monotonic()
+                rows = self.writer.take()
+                items, self.pending, self.oldest = self.pending, [], None
+            self.writer.insert(rows)
+            _count(items)
+            if items:
+                for gauge in self.gauges:
+                    gauge.written()
+            self.on_written(items)
 
     def close(self) -> None:
         self.closing.set()
         self.flusher.join(timeout=30)
         try:
             if self.error is None:
-                with self.lock:
-                    self._flush_locked()
+                self._flush()
         finally:
             self.writer.close()
 
@@ -341,8 +349,10 @@ class ClickHouseSink(FixedPartitionedSink[SinkItem, None]):
         return [SINK_KEY] if self.process_id == 0 else []
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ClickHousePartition:
-        # The partition decides when to flush; the writer only splits big tables.
-        options = {"on_batch": _report, "batch_ms": 10**9, **self.writer_options}
+        # The partition decides when to flush (the writer never writes on its own,
+        # so inserts never overlap: see `_ClickHousePartition`).
+        options: dict[str, Any] = {"on_batch": _report, "batch_ms": 10**9, "batch_rows": 10**9}
+        options |= self.writer_options
         writer = ClickHouseWriter(self.dsn, **options).open()
         gauges: list[metrics.TableGauge] = []
         if self.gauge_refresh_s is not None:

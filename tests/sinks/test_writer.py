@@ -32,12 +32,17 @@ class FlakyClient:
         self.calls = 0
         self.inserted: list[tuple[str, list[list[Any]], list[str]]] = []
 
-    def insert(self, table: str, data: list[list[Any]], *, column_names: list[str],
-               column_oriented: bool) -> None:  # fmt: skip
+    def create_insert_context(
+        self, table: str, *, column_names: list[str], column_oriented: bool
+    ) -> tuple[str, list[str]]:
         assert column_oriented
+        return table, column_names
+
+    def insert(self, *, data: list[list[Any]], context: tuple[str, list[str]]) -> None:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
+        table, column_names = context
         self.inserted.append((table, data, column_names))
 
 
@@ -185,3 +190,23 @@ def test_rewriting_the_same_rows_changes_nothing(module_chdb: Any) -> None:
         "SELECT sum(amount_minor) FROM exceptions FINAL WHERE startsWith(exception_id, 'again-')"
     ).result_rows
     assert sums == [(0 + 1 + 2 + 3 + 4,)]
+
+
+@pytest.mark.integration
+def test_taken_rows_are_written_by_insert_while_new_rows_buffer(module_chdb: Any) -> None:
+    """The flow's sink takes rows under its lock and inserts them outside it."""
+    reports: list[BatchReport] = []
+    writer = ClickHouseWriter(client=module_chdb, batch_ms=60_000, on_batch=reports.append)
+    writer.open()
+    writer.write(overpaid_rows("taken", 3))
+    taken = writer.take()
+    assert writer.pending_rows == 0
+    writer.write(overpaid_rows("later", 2))  # buffered beside the taken rows
+    writer.insert(taken)
+    assert (count(module_chdb, "taken-"), count(module_chdb, "later-")) == (3, 0)
+    writer.insert(writer.take())  # the same table again: its insert context is reused
+    assert (count(module_chdb, "taken-"), count(module_chdb, "later-")) == (3, 2)
+    assert [(r.table, r.rows, r.ok) for r in reports] == [
+        ("exceptions", 3, True),
+        ("exceptions", 2, True),
+    ]
