@@ -29,8 +29,9 @@ __all__ = ["STATE_FORMAT", "IncompatibleRecoveryError", "check_recovery", "open_
 # Bump when a class kept in flow state changes its fields or their meaning.
 # Unstamped folders come from before formats were recorded (call them 1). 2:
 # invoice records keep rarely set fields apart and the issue time as int
-# microseconds; the book keeps no insertion rank.
-STATE_FORMAT = 2
+# microseconds; the book keeps no insertion rank. 3: invoice records pickle as
+# flat tuples (`_invoice_from`), which format 2 readers do not know.
+STATE_FORMAT = 3
 FORMAT_FILE = "state-format"
 
 
