@@ -121,7 +121,6 @@ def run(
 ) -> None:
     """Receive webhooks and feeds, reconcile live, write ClickHouse (Ctrl-C stops)."""
     from arrecon.connectors.webhook import ReceiverSettings
-    from arrecon.flows.recovery import check_recovery
     from arrecon.flows.run import run as run_live
     from arrecon.flows.settings import Settings
 
@@ -138,15 +137,15 @@ def run(
     cluster = addresses.split(",") if addresses else None
     if cluster and not settings.kafka:
         raise click.UsageError("several processes need --kafka (the journal is local)")
-    with _refusing_old_state():
-        check_recovery(settings.recovery_dir)
-        click.echo(f"arrecon: listening on http://{settings.host}:{settings.port}", err=True)
+    url = f"http://{settings.host}:{settings.port}"
+    with _refusing_old_state():  # run_live checks the recovery folder before it starts
         run_live(
             settings,
             ReceiverSettings.from_env(),
             process_id=process_id,
             addresses=cluster,
             extra_routes=with_dashboard(None),
+            on_ready=lambda _runtime: click.echo(f"arrecon: listening on {url}", err=True),
         )
 
 

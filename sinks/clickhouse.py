@@ -166,7 +166,7 @@ class ClickHouseWriter:
         self._oldest_at: float | None = None
         # Per table, the client's insert context (column types included): without
         # one, every insert first asks the server to DESCRIBE the table, a second
-        # query (a round trip over HTTP; ~1 of chDB's ~5 ms per small insert).
+        # query (over HTTP, a second round trip).
         self._insert_contexts: dict[str, Any] = {}
 
     @property
