@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import pickle
 import random
 import statistics
 import sys
+import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
@@ -188,7 +190,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  of which OpenBook     {book / count:7.0f} bytes (records and matcher indexes)")
     print(f"  ledger records+timers {(total - book) / count:7.0f} bytes")
     print(f"  bounded memo caches   {(with_memos - total) / count:7.0f} bytes (shared)")
+    dump_s, load_s, size = snapshot_cost(ledger)
+    print("snapshot of that ledger (pickle, as Bytewax recovery does), per open invoice")
+    print(f"  pickle {dump_s / count * 1e6:.2f} us, unpickle {load_s / count * 1e6:.2f} us, "
+          f"{size / count:.0f} bytes")  # fmt: skip
     return 0
+
+
+def snapshot_cost(ledger: Ledger, repeat: int = 5) -> tuple[float, float, int]:
+    """Best-of-`repeat` CPU seconds to pickle and unpickle `ledger`, and its pickle size."""
+    dumps, loads = [], []
+    for _ in range(repeat):
+        start = time.process_time()
+        blob = pickle.dumps(ledger)
+        dumps.append(time.process_time() - start)
+        start = time.process_time()
+        pickle.loads(blob)
+        loads.append(time.process_time() - start)
+    return min(dumps), min(loads), len(blob)
 
 
 if __name__ == "__main__":
