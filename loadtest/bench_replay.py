@@ -13,6 +13,11 @@ hashed: runs that disagree are reported as an error, not averaged.
 
 The stream is generated into `--dir` (input.jsonl, truth.jsonl), or reused
 when `--dir` already holds one made with the same events and seed.
+
+`--floor` also times, in a fresh process, only the flow's first two steps
+(each line parsed and decoded into canonical events, by the same functions the
+flow calls) and reports what that leaves of the target's CPU budget for
+everything after them (resolve, ledgers, fee monitor, output, Bytewax).
 """
 
 from __future__ import annotations
@@ -21,19 +26,24 @@ import argparse
 import hashlib
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from arrecon.connectors.envelope import RawEnvelope
+from arrecon.flows.replay import _rare_collections, parse_line
+from arrecon.flows.steps import decode_stamped
 from arrecon.loadtest.generator import MessConfig, write
 
-__all__ = ["Run", "machine_info", "main", "prepare_stream", "run_once"]
+__all__ = ["Run", "decode_all", "floor_cpu_s", "machine_info", "main", "prepare_stream", "run_once"]
 
 INPUT_NAME = "input.jsonl"
 TRUTH_NAME = "truth.jsonl"
@@ -45,6 +55,13 @@ _CHILD = (
     "from arrecon.flows.replay import replay; "
     "replay(Path(sys.argv[1]), Path(sys.argv[2]), progress=False)"
 )
+# The floor child runs only the flow's parse and decode steps over every line.
+_FLOOR_CHILD = (
+    "import sys; from pathlib import Path; "
+    "from arrecon.loadtest.bench_replay import decode_all; "
+    "decode_all(Path(sys.argv[1]))"
+)
+TARGET_EVENTS_PER_S = 25_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +95,7 @@ def count_lines(stream: Path) -> int:
 
 def run_once(stream: Path, out_dir: Path) -> Run:
     """Replay `stream` in a child process; measure it from outside."""
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(stream), str(out_dir)])
-    _, status, usage = os.wait4(child.pid, 0)
-    wall_s = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"replay exited with {child.returncode}")
+    wall_s, usage = _child(_CHILD, str(stream), str(out_dir))
     output = (out_dir / "outcomes.jsonl").read_bytes()
     return Run(
         wall_s=wall_s,
@@ -93,6 +104,42 @@ def run_once(stream: Path, out_dir: Path) -> Run:
         output_sha256=hashlib.sha256(output).hexdigest(),
         outcomes=output.count(b"\n"),
     )
+
+
+def floor_cpu_s(stream: Path) -> float:
+    """CPU seconds of parsing and decoding `stream` alone, in a fresh process."""
+    _, usage = _child(_FLOOR_CHILD, str(stream))
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def _child(code: str, *args: str) -> tuple[float, resource.struct_rusage]:
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code, *args])
+    _, status, usage = os.wait4(child.pid, 0)
+    wall_s = time.perf_counter() - start
+    exit_code = os.waitstatus_to_exitcode(status)
+    if exit_code != 0:
+        raise RuntimeError(f"benchmark child exited with {exit_code}")
+    return wall_s, usage
+
+
+def decode_all(stream: Path) -> int:
+    """Parse and decode every line as the flow's first two steps do; the items made.
+
+    The collector runs with replay's thresholds, and the decoded items are
+    dropped batch by batch, as the flow drops them once they move on.
+    """
+    items = 0
+    last_seen = datetime.fromtimestamp(0, UTC)
+    with _rare_collections(), stream.open("rb") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            envelope = parse_line(number, text, last_seen)
+            if isinstance(envelope, RawEnvelope):
+                last_seen = envelope.received_at
+            items += len(decode_stamped(envelope))
+    return items
 
 
 def machine_info() -> dict[str, object]:
@@ -148,6 +195,20 @@ def summarise(events: int, runs: list[Run]) -> dict[str, object]:
     }
 
 
+def floor_report(events: int, floor_s: float, replay_s: object) -> dict[str, object]:
+    """Parse + decode alone against the whole replay and the target's budget."""
+    assert isinstance(replay_s, float)
+    budget_s = events / TARGET_EVENTS_PER_S
+    return {
+        "parse_decode_cpu_s": round(floor_s, 2),
+        "parse_decode_events_per_cpu_s": round(events / floor_s),
+        "share_of_replay": round(floor_s / replay_s, 3),
+        "target_budget_cpu_s": round(budget_s, 2),
+        "left_after_decode_cpu_s": round(budget_s - floor_s, 2),
+        "rest_of_flow_cpu_s": round(replay_s - floor_s, 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events to generate")
@@ -155,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="replays to time (K)")
     parser.add_argument("--dir", type=Path, default=None, help="stream folder (reused)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    parser.add_argument("--floor", action="store_true", help="also time parse + decode alone")
     args = parser.parse_args(argv)
     directory = args.dir or Path(tempfile.gettempdir()) / f"arrecon-bench-{args.events}-{args.seed}"
     stream, reused = prepare_stream(directory, args.events, args.seed)
@@ -164,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.runs):
             runs.append(run_once(stream, Path(out)))
     summary = summarise(events, runs)
+    if args.floor:
+        summary["floor"] = floor_report(events, floor_cpu_s(stream), summary["cpu_s_median"])
     report = {"stream": str(stream), "reused": reused, **summary, "machine": machine_info()}
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -187,6 +251,15 @@ def _print_text(report: dict[str, object]) -> None:
     print(f"machine    {machine['cpus']} cpus ({machine['cpus_usable']} usable), "
           f"{machine['memory_gib']} GiB, {machine['cpu_model']}, "
           f"load {machine['load_average']}, python {machine['python']}")  # fmt: skip
+    floor = report.get("floor")
+    if isinstance(floor, dict):
+        print(f"floor      parse + decode alone {floor['parse_decode_cpu_s']} CPU s "
+              f"({floor['parse_decode_events_per_cpu_s']:,} events per CPU second), "
+              f"{floor['share_of_replay']:.0%} of the replay; the rest of the flow "
+              f"{floor['rest_of_flow_cpu_s']} CPU s")  # fmt: skip
+        print(f"           at {TARGET_EVENTS_PER_S:,} events/s the stream may take "
+              f"{floor['target_budget_cpu_s']} CPU s: {floor['left_after_decode_cpu_s']} s "
+              f"left after decoding for everything else")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,13 +1,20 @@
-"""Benchmark helpers: result files name no machine paths; scratch folders go away."""
+"""Benchmark helpers: result files name no machine paths; scratch folders go away;
+the replay floor decodes what the flow decodes."""
 
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from arrecon.connectors.envelope import RawEnvelope
+from arrecon.connectors.registry import decode_envelope
+from arrecon.flows.replay import parse_line
+from arrecon.loadtest.bench_replay import decode_all, floor_report
 from arrecon.loadtest.bench_scaling import command_line, work_folder
+from arrecon.loadtest.generator import MessConfig, write
 
 
 def test_command_line_makes_paths_under_the_working_folder_relative(
@@ -30,3 +37,27 @@ def test_work_folder_is_removed_unless_kept(keep: bool) -> None:
     if keep:
         (folder / "data").unlink()
         folder.rmdir()
+
+
+def test_decode_floor_decodes_every_line_the_flow_would(tmp_path: Path) -> None:
+    stream = tmp_path / "input.jsonl"
+    write(stream, tmp_path / "truth.jsonl", MessConfig(), 5, 300)
+    lines = stream.read_bytes().splitlines()
+    stream.write_bytes(b"\n".join([*lines, b"", b"{not json"]) + b"\n")
+    expected = 1  # the malformed line becomes one rejection
+    for number, line in enumerate(lines, start=1):
+        envelope = parse_line(number, line, datetime.fromtimestamp(0, UTC))
+        assert isinstance(envelope, RawEnvelope)
+        decoded = decode_envelope(envelope, counters=None)
+        expected += len(decoded.events) + len(decoded.rejections)
+    assert expected > len(lines)  # bank files carry many entries each
+    assert decode_all(stream) == expected
+
+
+def test_floor_report_leaves_the_target_budget_minus_decoding() -> None:
+    report = floor_report(50_000, floor_s=0.5, replay_s=10.0)
+    assert report["target_budget_cpu_s"] == 2.0  # 50k events at 25k/s
+    assert report["left_after_decode_cpu_s"] == 1.5
+    assert report["rest_of_flow_cpu_s"] == 9.5
+    assert report["share_of_replay"] == 0.05
+    assert report["parse_decode_events_per_cpu_s"] == 100_000
