@@ -20,7 +20,7 @@ Q7-J7      -500 03-01 (reversal first), +2000 05-01          1500 x 30         1
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -28,12 +28,9 @@ import pytest
 from arrecon.sinks.clickhouse import ClickHouseWriter, run_view
 from arrecon.sinks.rows import TableRow, outcome_rows
 from arrecon.state.outcomes import Applied, InvoiceStatus, Outcome, Reversed
+from tests.sinks.helpers import ts
 
 pytestmark = pytest.mark.integration
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 T = ts("2025-06-30 12:00")

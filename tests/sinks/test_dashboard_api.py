@@ -55,12 +55,9 @@ from arrecon.state.outcomes import (
     ShortPaid,
     Unapplied,
 )
+from tests.sinks.helpers import ts
 
 TOKEN = "dash-secret"
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 T = ts("2025-03-31 12:00")

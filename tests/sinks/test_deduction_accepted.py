@@ -11,7 +11,7 @@ refusal).  Written to chDB twice (a replay after a crash), in both orders.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -19,12 +19,9 @@ import pytest
 from arrecon.sinks.clickhouse import ClickHouseWriter, run_view
 from arrecon.sinks.rows import TableRow, exception_update, outcome_rows
 from arrecon.state.outcomes import ShortPaid
+from tests.sinks.helpers import ts
 
 pytestmark = pytest.mark.integration
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def deduction(

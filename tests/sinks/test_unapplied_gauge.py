@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,12 +21,9 @@ from arrecon.sinks.metrics import TableGauge, open_receivables, unapplied_cash
 from arrecon.sinks.migrate import migrate
 from arrecon.sinks.rows import TableRow, outcome_rows
 from arrecon.state.outcomes import Applied, InvoiceStatus, Outcome, Unapplied
+from tests.sinks.helpers import ts
 
 pytestmark = pytest.mark.integration
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 OUTCOMES: list[Outcome] = [

@@ -19,7 +19,7 @@ Customers: C1 enterprise, limit 100000 USD, raised to 150000 on 03-01;
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -41,12 +41,9 @@ from arrecon.state.outcomes import (
     ShortPaid,
     Unapplied,
 )
+from tests.sinks.helpers import ts
 
 pytestmark = pytest.mark.integration
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 T = ts("2025-03-31 12:00")
