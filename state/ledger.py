@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeAlias, TypeVar, cast, overload
+from typing import TypeAlias
 
 from arrecon.state.dunning import DunningPolicy, latest_step, next_step_at
 from arrecon.state.events import (
@@ -136,7 +136,6 @@ _TIMER_DUE = 0
 _TIMER_DROP = 1
 _DEFAULT_MATCH = MatchPolicy()
 _DEFAULT_DUNNING = DunningPolicy()
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +172,12 @@ class InvoiceView:
 
 
 class _Rare:
-    """The invoice fields that most open invoices never move off their defaults."""
+    """The invoice fields that most open invoices never move off their defaults.
+
+    Created on an invoice's first write of a value other than the default. Why:
+    an open invoice that was never disputed, flagged, paid or reopened carries
+    one empty slot instead of six (the memory target is per open invoice).
+    """
 
     __slots__ = ("closed_by", "disputes", "flagged_minor", "payers", "reopened", "settled_at")
 
@@ -191,49 +195,10 @@ class _Rare:
 _RARE_DEFAULTS = _Rare()  # read, never written
 
 
-class _RareField(Generic[_T]):
-    """An `_Invoice` attribute kept in its `rare` part, which is created on the
-    first write of a value other than the default. Why: an open invoice that
-    was never disputed, flagged, paid or reopened carries one empty slot
-    instead of six (the memory target is per open invoice)."""
-
-    __slots__ = ("name",)
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, inv: None, owner: type) -> _RareField[_T]: ...
-
-    @overload
-    def __get__(self, inv: _Invoice, owner: type) -> _T: ...
-
-    def __get__(self, inv: _Invoice | None, owner: type) -> _T | _RareField[_T]:
-        if inv is None:
-            return self
-        rare = inv.rare
-        return cast(_T, getattr(_RARE_DEFAULTS if rare is None else rare, self.name))
-
-    def __set__(self, inv: _Invoice, value: _T) -> None:
-        rare = inv.rare
-        if rare is None:
-            if value == getattr(_RARE_DEFAULTS, self.name):
-                return
-            inv.rare = rare = _Rare()
-        setattr(rare, self.name, value)
-
-
 class _Invoice(OpenInvoice):
     """One record per invoice: the book's entry while open, plus the ledger's fields."""
 
     __slots__ = ("channel", "issued_us", "rare", "status")
-
-    closed_by: _RareField[str] = _RareField()
-    disputes: _RareField[int] = _RareField()
-    flagged_minor: _RareField[int] = _RareField()
-    payers: _RareField[list[str] | None] = _RareField()
-    reopened: _RareField[bool] = _RareField()
-    settled_at: _RareField[datetime | None] = _RareField()
 
     def __init__(self, event: InvoiceIssued, due_at: datetime) -> None:
         amount = event.amount
@@ -256,6 +221,69 @@ class _Invoice(OpenInvoice):
     @property
     def issued_at(self) -> datetime:
         return _EPOCH + timedelta(microseconds=self.issued_us)
+
+    # The fields kept in `rare`: read from the shared defaults until first written.
+    # Plain properties (not a descriptor class) so the compiled core can build them.
+
+    def _rare_part(self) -> _Rare:
+        rare = self.rare
+        if rare is None:
+            rare = self.rare = _Rare()
+        return rare
+
+    @property
+    def closed_by(self) -> str:
+        return (self.rare or _RARE_DEFAULTS).closed_by
+
+    @closed_by.setter
+    def closed_by(self, value: str) -> None:
+        if self.rare is not None or value != _RARE_DEFAULTS.closed_by:
+            self._rare_part().closed_by = value
+
+    @property
+    def disputes(self) -> int:
+        return (self.rare or _RARE_DEFAULTS).disputes
+
+    @disputes.setter
+    def disputes(self, value: int) -> None:
+        if self.rare is not None or value != _RARE_DEFAULTS.disputes:
+            self._rare_part().disputes = value
+
+    @property
+    def flagged_minor(self) -> int:
+        return (self.rare or _RARE_DEFAULTS).flagged_minor
+
+    @flagged_minor.setter
+    def flagged_minor(self, value: int) -> None:
+        if self.rare is not None or value != _RARE_DEFAULTS.flagged_minor:
+            self._rare_part().flagged_minor = value
+
+    @property
+    def payers(self) -> list[str] | None:
+        return (self.rare or _RARE_DEFAULTS).payers
+
+    @payers.setter
+    def payers(self, value: list[str] | None) -> None:
+        if self.rare is not None or value is not None:
+            self._rare_part().payers = value
+
+    @property
+    def reopened(self) -> bool:
+        return (self.rare or _RARE_DEFAULTS).reopened
+
+    @reopened.setter
+    def reopened(self, value: bool) -> None:
+        if self.rare is not None or value:
+            self._rare_part().reopened = value
+
+    @property
+    def settled_at(self) -> datetime | None:
+        return (self.rare or _RARE_DEFAULTS).settled_at
+
+    @settled_at.setter
+    def settled_at(self, value: datetime | None) -> None:
+        if self.rare is not None or value is not None:
+            self._rare_part().settled_at = value
 
     def __reduce__(self) -> tuple[Callable[[_InvoiceState], _Invoice], tuple[_InvoiceState]]:
         """Pickle as one flat tuple. Why: every epoch's snapshot pickles each
