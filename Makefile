@@ -3,9 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: check lint typecheck test test-unit services kafka-jars demo
+.PHONY: check lint typecheck test test-unit test-interpreted native clean-native services kafka-jars demo
 
-check: lint typecheck test
+check: lint typecheck test-interpreted test
 
 lint:
 	$(PY) -m ruff check .
@@ -19,6 +19,18 @@ test:
 
 test-unit:
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
+
+# The core's tests again on the interpreted core, for when `make native` built
+# the compiled one (which `test` then uses).
+test-interpreted:
+	ARRECON_NATIVE=0 $(PY) -m pytest -q tests/state $(PYTEST_ARGS)
+
+# Compile the core (state/) with mypyc, in place; `clean-native` removes it.
+native:
+	$(PY) deploy/native/build.py
+
+clean-native:
+	$(PY) deploy/native/build.py --clean
 
 kafka-jars:
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies

@@ -30,8 +30,10 @@ __all__ = ["STATE_FORMAT", "IncompatibleRecoveryError", "check_recovery", "open_
 # Unstamped folders come from before formats were recorded (call them 1). 2:
 # invoice records keep rarely set fields apart and the issue time as int
 # microseconds; the book keeps no insertion rank. 3: invoice records pickle as
-# flat tuples (`_invoice_from`), which format 2 readers do not know.
-STATE_FORMAT = 3
+# flat tuples (`_invoice_from`), which format 2 readers do not know. 4: every
+# record of the core pickles explicitly (`arrecon.state.pickling`): constructor
+# arguments and flat tuples, the same for the interpreted and the compiled core.
+STATE_FORMAT = 4
 FORMAT_FILE = "state-format"
 
 

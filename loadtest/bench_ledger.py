@@ -40,6 +40,7 @@ import orjson
 from arrecon.connectors import erp
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.loadtest import formats
+from arrecon.loadtest.bench_replay import core_name
 from arrecon.state import matching, references
 from arrecon.state.events import InvoiceIssued, PaymentReceived
 from arrecon.state.ledger import Ledger, LedgerPolicy, apply
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5_000)
     args = parser.parse_args(argv)
+    print(f"core: {core_name()}")
     print("apply(payment settling one invoice), perf_counter_ns per call, medians")
     print("  quote                  open   apply  match_payment  rest (ledger + book)   apply p99")
     for free_text in (False, True):

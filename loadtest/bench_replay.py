@@ -38,12 +38,22 @@ from pathlib import Path
 
 import orjson
 
+from arrecon import state
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.flows.replay import _rare_collections, parse_line
 from arrecon.flows.steps import decode_stamped
 from arrecon.loadtest.generator import MessConfig, write
 
-__all__ = ["Run", "decode_all", "floor_cpu_s", "machine_info", "main", "prepare_stream", "run_once"]
+__all__ = [
+    "Run",
+    "core_name",
+    "decode_all",
+    "floor_cpu_s",
+    "machine_info",
+    "main",
+    "prepare_stream",
+    "run_once",
+]
 
 INPUT_NAME = "input.jsonl"
 TRUTH_NAME = "truth.jsonl"
@@ -152,7 +162,13 @@ def machine_info() -> dict[str, object]:
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "core": core_name(),
     }
+
+
+def core_name() -> str:
+    """Which reconciliation core runs here (children inherit the same choice)."""
+    return "compiled (mypyc)" if state.NATIVE else "interpreted"
 
 
 def _cpu_model() -> str:
@@ -250,7 +266,8 @@ def _print_text(report: dict[str, object]) -> None:
           f"identical across runs: {report['identical_outputs']}")  # fmt: skip
     print(f"machine    {machine['cpus']} cpus ({machine['cpus_usable']} usable), "
           f"{machine['memory_gib']} GiB, {machine['cpu_model']}, "
-          f"load {machine['load_average']}, python {machine['python']}")  # fmt: skip
+          f"load {machine['load_average']}, python {machine['python']}, "
+          f"core {machine['core']}")  # fmt: skip
     floor = report.get("floor")
     if isinstance(floor, dict):
         print(f"floor      parse + decode alone {floor['parse_decode_cpu_s']} CPU s "

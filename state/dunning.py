@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 __all__ = [
     "DEFAULT_CADENCES",
@@ -29,6 +30,10 @@ class DunningStep:
 
     name: str
     offset_days: int
+
+    def __reduce__(self) -> tuple[type[DunningStep], tuple[str, int]]:
+        """Rebuilt through its constructor (see `state.pickling`)."""
+        return DunningStep, (self.name, self.offset_days)
 
 
 _STANDARD = (
@@ -75,6 +80,10 @@ class DunningPolicy:
             offsets = [step.offset_days for step in steps]
             if offsets != sorted(offsets) or len(set(offsets)) != len(offsets):
                 raise ValueError(f"cadence {segment!r}: offsets must be strictly increasing")
+
+    def __reduce__(self) -> tuple[type[DunningPolicy], tuple[Any, ...]]:
+        """Rebuilt through its constructor (see `state.pickling`)."""
+        return DunningPolicy, (self.cadences, self.default_segment)
 
     def steps_for(self, segment: str) -> tuple[DunningStep, ...]:
         """The cadence of `segment`, else the default one, else no reminders."""

@@ -29,8 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Protocol, overload
+from typing import Any, Protocol, overload
 
+from mypy_extensions import mypyc_attr
 from rapidfuzz import fuzz, process
 
 from arrecon.state.events import (
@@ -126,6 +127,7 @@ class NameList(Sequence[tuple[str, str]]):
         return f"NameList({self._pairs!r})"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a store may be extended (tests count look-ups)
 class DictStore:
     """In-memory backend; `names()` is kept up to date on every write."""
 
@@ -261,6 +263,18 @@ class ResolveQuery:
     payer_name: str | None = None
     payer_account: str | None = None
     payment_id: str | None = None
+
+    def __reduce__(self) -> tuple[type[ResolveQuery], tuple[Any, ...]]:
+        """Rebuilt through its constructor (see `state.pickling`)."""
+        return ResolveQuery, (
+            self.customer_id,
+            self.external_ids,
+            self.invoice_refs,
+            self.references,
+            self.payer_name,
+            self.payer_account,
+            self.payment_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,10 +43,10 @@ from __future__ import annotations
 import heapq
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from arrecon.state.dunning import DunningPolicy, latest_step, next_step_at
 from arrecon.state.events import (
@@ -84,6 +84,7 @@ from arrecon.state.outcomes import (
     Unapplied,
     make_outcome_id,
 )
+from arrecon.state.pickling import restore, state_of
 from arrecon.state.references import RefKind, extract_references, normalize_reference
 
 __all__ = [
@@ -155,6 +156,16 @@ class LedgerPolicy:
     short_pay_tolerance_minor: int = 0
     dunning: DunningPolicy = _DEFAULT_DUNNING
 
+    def __reduce__(self) -> tuple[type[LedgerPolicy], tuple[Any, ...]]:
+        """Rebuilt through its constructor (see `state.pickling`)."""
+        return LedgerPolicy, (
+            self.match,
+            self.settled_retention_days,
+            self.seen_ids_max,
+            self.short_pay_tolerance_minor,
+            self.dunning,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class InvoiceView:
@@ -191,7 +202,28 @@ class _Rare:
         self.reopened = False
         self.settled_at: datetime | None = None
 
+    def __getstate__(self) -> _RareState:
+        return (
+            self.closed_by,
+            self.disputes,
+            self.flagged_minor,
+            self.payers,
+            self.reopened,
+            self.settled_at,
+        )
 
+    def __setstate__(self, state: _RareState) -> None:
+        (
+            self.closed_by,
+            self.disputes,
+            self.flagged_minor,
+            self.payers,
+            self.reopened,
+            self.settled_at,
+        ) = state
+
+
+_RareState: TypeAlias = tuple[str, int, int, list[str] | None, bool, datetime | None]
 _RARE_DEFAULTS = _Rare()  # read, never written
 
 
@@ -200,23 +232,27 @@ class _Invoice(OpenInvoice):
 
     __slots__ = ("channel", "issued_us", "rare", "status")
 
-    def __init__(self, event: InvoiceIssued, due_at: datetime) -> None:
-        amount = event.amount
+    def __init__(  # noqa: PLR0917 - unpickling passes the flat state positionally
+        self,
+        invoice_number: str,
+        currency: str,
+        amount_minor: int,
+        open_minor: int,
+        due_at: datetime,
+        po_number: str | None,
+        external_ids: tuple[str, ...],
+        channel: str,
+        issued_us: int,
+        rare: _Rare | None,
+        status: str,
+    ) -> None:
         super().__init__(
-            event.invoice_number,
-            amount.currency,
-            amount.amount_minor,
-            0,  # opened by `_set_open`, which also puts it in the book
-            due_at,
-            event.po_number,
-            event.external_ids,
+            invoice_number, currency, amount_minor, open_minor, due_at, po_number, external_ids
         )
-        # Microseconds since the epoch: an int is 16 bytes smaller than a datetime,
-        # and unlike the due date (shared per day) every issue time is its own.
-        self.issued_us = (ensure_utc(event.issued_at) - _EPOCH) // _MICROSECOND
-        self.channel = sys.intern(event.channel)  # a handful of names: share one string each
-        self.status = OPEN
-        self.rare: _Rare | None = None
+        self.channel = channel
+        self.issued_us = issued_us  # microseconds since the epoch (see `_new_invoice`)
+        self.rare = rare
+        self.status = status
 
     @property
     def issued_at(self) -> datetime:
@@ -285,12 +321,9 @@ class _Invoice(OpenInvoice):
         if self.rare is not None or value is not None:
             self._rare_part().settled_at = value
 
-    def __reduce__(self) -> tuple[Callable[[_InvoiceState], _Invoice], tuple[_InvoiceState]]:
-        """Pickle as one flat tuple. Why: every epoch's snapshot pickles each
-        changed ledger, and a tuple is ~40% cheaper to write and to read back
-        than the slots' state dict (`bench_ledger`, snapshot line). Every slot
-        must be listed here and in `_invoice_from` (a test checks)."""
-        state = (
+    def __reduce__(self) -> tuple[type[_Invoice], _InvoiceState]:
+        """Pickled as its constructor's arguments, one flat tuple (see `state.pickling`)."""
+        return _Invoice, (
             self.invoice_number,
             self.currency,
             self.amount_minor,
@@ -303,7 +336,6 @@ class _Invoice(OpenInvoice):
             self.rare,
             self.status,
         )
-        return (_invoice_from, (state,))
 
 
 _InvoiceState: TypeAlias = tuple[
@@ -311,22 +343,24 @@ _InvoiceState: TypeAlias = tuple[
 ]
 
 
-def _invoice_from(state: _InvoiceState) -> _Invoice:
-    inv = _Invoice.__new__(_Invoice)
-    (
-        inv.invoice_number,
-        inv.currency,
-        inv.amount_minor,
-        inv.open_minor,
-        inv.due_at,
-        inv.po_number,
-        inv.external_ids,
-        inv.channel,
-        inv.issued_us,
-        inv.rare,
-        inv.status,
-    ) = state
-    return inv
+def _new_invoice(event: InvoiceIssued, due_at: datetime) -> _Invoice:
+    """The record of a newly issued invoice; `_set_open` opens it (and books it)."""
+    amount = event.amount
+    return _Invoice(
+        event.invoice_number,
+        amount.currency,
+        amount.amount_minor,
+        0,
+        due_at,
+        event.po_number,
+        event.external_ids,
+        sys.intern(event.channel),  # a handful of names: share one string each
+        # An int is 16 bytes smaller than a datetime, and unlike the due date
+        # (shared per day) every issue time is its own.
+        (ensure_utc(event.issued_at) - _EPOCH) // _MICROSECOND,
+        None,
+        OPEN,
+    )
 
 
 class _Payment:
@@ -358,6 +392,28 @@ class _Payment:
     def is_spent(self) -> bool:
         return not self.apps and not self.unapplied_minor and not self.credit_minor
 
+    def __reduce__(self) -> tuple[type[_Payment], tuple[str, str, int], tuple[Any, ...]]:
+        """Constructor arguments, then the rest as one tuple (see `state.pickling`)."""
+        state = (
+            self.apps,
+            self.unapplied_minor,
+            self.credit_minor,
+            self.pending,
+            self.handles,
+            self.stuck,
+        )
+        return _Payment, (self.payment_id, self.currency, self.amount_minor), state
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (
+            self.apps,
+            self.unapplied_minor,
+            self.credit_minor,
+            self.pending,
+            self.handles,
+            self.stuck,
+        ) = state
+
 
 @dataclass(slots=True)
 class _Stuck:
@@ -369,6 +425,9 @@ class _Stuck:
     cash_minor: int
     event: PaymentReceived
     policy: MatchPolicy
+
+    def __reduce__(self) -> tuple[type[_Stuck], tuple[Any, ...]]:
+        return _Stuck, (self.footprint, self.mark, self.cash_minor, self.event, self.policy)
 
 
 # Book changes kept for waiting cash before the log is dropped (all retry then).
@@ -385,6 +444,15 @@ class _Dispute:
     unapplied_minor: int = 0
     pending: PaymentReceived | None = None
 
+    def __reduce__(self) -> tuple[type[_Dispute], tuple[Any, ...]]:
+        return _Dispute, (
+            self.payment_id,
+            self.currency,
+            self.hits,
+            self.unapplied_minor,
+            self.pending,
+        )
+
 
 class _DueGroup:
     """Invoices sharing a due date share their dunning checkpoints (and the datetime)."""
@@ -395,6 +463,12 @@ class _DueGroup:
         self.due_at = due_at
         self.done_until = done_until
         self.numbers: list[str] = []
+
+    def __reduce__(self) -> tuple[type[_DueGroup], tuple[datetime, datetime], list[str]]:
+        return _DueGroup, (self.due_at, self.done_until), self.numbers
+
+    def __setstate__(self, numbers: list[str]) -> None:
+        self.numbers = numbers
 
 
 class Ledger:
@@ -448,6 +522,13 @@ class Ledger:
         self.timers: list[tuple[datetime, int, datetime]] = []  # heap (fire_at, kind, key)
         self.clock: datetime | None = None  # `at` of the last step (see `_step_time`)
 
+    def __reduce__(self) -> tuple[type[Ledger], tuple[str], tuple[object, ...]]:
+        """Built empty for its customer, then filled (see `state.pickling`)."""
+        return Ledger, (self.customer_id,), state_of(self, _LEDGER_FIELDS)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        restore(self, _LEDGER_FIELDS, state)
+
     # --- read-only views ----------------------------------------------------
 
     def invoice(self, invoice_number: str) -> InvoiceView | None:
@@ -480,6 +561,30 @@ class Ledger:
             or self.disputes
             or self.profile is not None
         )
+
+
+# Ledger state after its customer id, in `__reduce__` order (a test checks every slot).
+_LEDGER_FIELDS = (
+    "profile",
+    "book",
+    "invoices",
+    "payments",
+    "handles",
+    "prefixes",
+    "unapplied",
+    "credit",
+    "disputes",
+    "deductions",
+    "pending_adjustments",
+    "orphans",
+    "open_totals",
+    "seen",
+    "seen_order",
+    "due_groups",
+    "drop_days",
+    "timers",
+    "clock",
+)
 
 
 def _view(inv: _Invoice) -> InvoiceView:
@@ -738,7 +843,9 @@ def _on_invoice(run: _Run, event: InvoiceIssued) -> None:
     amount = event.amount
     due_at = ensure_utc(event.due_at)
     group = ledger.due_groups.get(due_at)
-    inv = _Invoice(event, due_at if group is None else group.due_at)  # one datetime per due date
+    inv = _new_invoice(
+        event, due_at if group is None else group.due_at
+    )  # one datetime per due date
     ledger.invoices[number] = inv
     prefix = _prefix(normalize_reference(number))
     if prefix not in ledger.prefixes:

@@ -38,6 +38,7 @@ from typing import Any, TypeAlias
 from rapidfuzz import fuzz, process
 
 from arrecon.state.events import PaymentReceived, Rail
+from arrecon.state.pickling import restore, state_of
 from arrecon.state.references import (
     RefKind,
     RefToken,
@@ -87,6 +88,18 @@ class OpenInvoice:
     # Other ids a payer may quote: provider invoice id (in_...), order id or name (#1001).
     external_ids: tuple[str, ...] = ()
 
+    def __reduce__(self) -> tuple[type[OpenInvoice], tuple[Any, ...]]:
+        """Rebuilt through its constructor (see `state.pickling`)."""
+        return OpenInvoice, (
+            self.invoice_number,
+            self.currency,
+            self.amount_minor,
+            self.open_minor,
+            self.due_at,
+            self.po_number,
+            self.external_ids,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class MatchPolicy:
@@ -101,6 +114,18 @@ class MatchPolicy:
     def fee_tolerance_minor(self, expected_minor: int) -> int:
         """Largest gap on `expected_minor` that may be a processor fee."""
         return max(0, expected_minor) * self.fee_tolerance_bps // 10_000 + self.fee_fixed_minor
+
+    def __reduce__(self) -> tuple[type[MatchPolicy], tuple[Any, ...]]:
+        """Rebuilt through its constructor (see `state.pickling`)."""
+        return MatchPolicy, (
+            self.fuzzy_threshold,
+            self.fuzzy_margin,
+            self.fee_tolerance_bps,
+            self.fee_fixed_minor,
+            self.max_subset_size,
+            self.max_subset_candidates,
+            self.max_subset_steps,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +311,12 @@ class _BucketIndex:
             stop += 1
         return self._records[start:stop] if start < stop else ()
 
+    def __getstate__(self) -> tuple[array[int], list[OpenInvoice], dict[str, _Held]]:
+        return (self._keys, self._records, self._named)
+
+    def __setstate__(self, state: tuple[array[int], list[OpenInvoice], dict[str, _Held]]) -> None:
+        self._keys, self._records, self._named = state
+
 
 # Sort keys as C-level getters: the sorted indexes call them ~2 log2(n) times
 # per change.
@@ -317,6 +348,9 @@ class _DueScan:
     high_minor: int
     slack: int
 
+    def __reduce__(self) -> tuple[type[_DueScan], tuple[Any, ...]]:
+        return _DueScan, (self.currency, self.moment, self.reach, self.high_minor, self.slack)
+
 
 @dataclass(slots=True)
 class Footprint:
@@ -336,6 +370,12 @@ class Footprint:
     amounts: list[tuple[str, int, int]] = field(default_factory=list)
     dues: list[_DueScan] = field(default_factory=list)
     fuzzy: list[tuple[str, float]] = field(default_factory=list)  # (text key, score cut-off)
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return state_of(self, _FOOTPRINT_FIELDS)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        restore(self, _FOOTPRINT_FIELDS, state)
 
     def sees(self, invoice: OpenInvoice, old_open: int | None, new_open: int | None) -> bool:
         """Whether a change of `invoice` reaches a look-up: added (old None),
@@ -400,6 +440,9 @@ class Footprint:
         )
 
 
+_FOOTPRINT_FIELDS = ("buckets", "tails", "amounts", "dues", "fuzzy")
+
+
 class OpenBook:
     """One customer's open invoices with the indexes the cascade needs (by
     number, external id and PO forms, by numeric tail, by open amount, by due
@@ -433,6 +476,12 @@ class OpenBook:
         self.changes_base = 0
         for invoice in invoices:
             self.add(invoice)
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return state_of(self, _OPEN_BOOK_FIELDS)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        restore(self, _OPEN_BOOK_FIELDS, state)
 
     # --- mutation -----------------------------------------------------------
 
@@ -689,6 +738,23 @@ class OpenBook:
 
     def __contains__(self, invoice_number: object) -> bool:
         return invoice_number in self._invoices
+
+
+# OpenBook state in `__getstate__` order (every slot: a test checks).
+_OPEN_BOOK_FIELDS = (
+    "_invoices",
+    "_ids",
+    "_tails",
+    "_sorted_amounts",
+    "_sorted_due",
+    "_fuzzy_version",
+    "_fuzzy_keys",
+    "_fuzzy_owners",
+    "version",
+    "footprint",
+    "changes",
+    "changes_base",
+)
 
 
 _NUMBER = "number"
