@@ -81,12 +81,14 @@ class RefToken:
 
 _NON_ALNUM = re.compile(r"[^0-9A-Z]+")
 _RUNS = re.compile(r"[A-Z]+|[0-9]+")
-_LEADING_ALPHA = re.compile(r"^[A-Z]+")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _TRAILING_DIGITS = re.compile(r"[0-9]+$")
 
 
+@lru_cache(maxsize=_KEY_CACHE_SIZE)
 def compact_key(text: str) -> str:
-    """Upper-case alphanumerics as written (leading zeros kept)."""
+    """Upper-case alphanumerics as written (leading zeros kept); memoised like
+    `normalize_reference` (a payment's references are keyed several times)."""
     return _NON_ALNUM.sub("", text.upper())
 
 
@@ -101,7 +103,7 @@ def normalize_reference(text: str) -> str:
 
 def core_key(key: str) -> str:
     """`key` without leading letters: "PO88123" and "88123" meet on "88123"."""
-    return _LEADING_ALPHA.sub("", key)
+    return key.lstrip(_LETTERS)
 
 
 @lru_cache(maxsize=_KEY_CACHE_SIZE)

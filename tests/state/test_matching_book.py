@@ -205,3 +205,45 @@ def test_a_change_the_footprint_does_not_see_leaves_the_match_as_it_was(
     if not seen:  # `candidates` (nearest amounts, for people) are not covered
         after = match_payment(book, payment, policy)
         assert replace(after, candidates=()) == replace(before, candidates=())
+
+
+_BOOK_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "pay", "remove"]),
+        st.integers(min_value=0, max_value=11),  # invoice slot
+        st.integers(min_value=0, max_value=3),  # amount (few values: many ties)
+        st.integers(min_value=0, max_value=2),  # due day (few values: many ties)
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_BOOK_OPS)
+def test_amount_and_due_indexes_stay_sorted_through_changes(
+    ops: list[tuple[str, int, int, int]],
+) -> None:
+    """Adds, open-amount changes and removals, with many equal amounts and due
+    dates, keep both sorted indexes equal to a fresh sort by (value, number)."""
+    book = OpenBook()
+    for op, slot, amount, due in ops:
+        number = f"INV-{slot:03d}"
+        held = book.get(number)
+        if op == "add":
+            open_minor = 100 * (amount + 1)
+            book.add(OpenInvoice(number, "USD", open_minor, open_minor, T0 + timedelta(days=due)))
+        elif op == "pay" and held is not None:
+            book.set_open(number, held.open_minor - 100 * amount)  # may reach 0: unmatched
+        elif op == "remove":
+            book.remove(number)
+    everything = [book.get(f"INV-{slot:03d}") for slot in range(12)]
+    held_now = [invoice for invoice in everything if invoice is not None]
+    by_open = sorted(
+        (i for i in held_now if i.open_minor > 0), key=lambda i: (i.open_minor, i.invoice_number)
+    )
+    assert book.open_between("USD", 1, 10**9) == by_open
+    by_due = sorted(held_now, key=lambda i: (i.due_at, i.invoice_number))
+    early = T0 - timedelta(days=1)
+    assert book.due_nearest("USD", early, 10**9, 100, 100) == [
+        i for i in by_due if i.open_minor > 0
+    ]
