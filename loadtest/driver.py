@@ -56,6 +56,7 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from arrecon import state
 from arrecon.flows.demo import Delivery, DemoState, as_delivery, deliveries
 from arrecon.flows.services import KafkaService, free_port
 from arrecon.loadtest.children import dying_with_parent
@@ -317,6 +318,7 @@ def machine() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "python": platform.python_version(),
         "kernel": platform.release(),
+        "core": "compiled (mypyc)" if state.NATIVE else "interpreted",  # the engine inherits it
     }
 
 
