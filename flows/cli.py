@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from arrecon import __version__
+from arrecon import __version__, state
 
 
 def with_dashboard(token: str | None) -> Callable[[Any, str], None]:
@@ -25,6 +25,11 @@ def with_dashboard(token: str | None) -> Callable[[Any, str], None]:
         mount_dashboard(app, dsn, token)
 
     return mount
+
+
+def _core() -> str:
+    """Which reconciliation core runs (see `make native` in the README)."""
+    return "compiled" if state.NATIVE else "interpreted"
 
 
 @contextmanager
@@ -145,7 +150,9 @@ def run(
             process_id=process_id,
             addresses=cluster,
             extra_routes=with_dashboard(None),
-            on_ready=lambda _runtime: click.echo(f"arrecon: listening on {url}", err=True),
+            on_ready=lambda _runtime: click.echo(
+                f"arrecon: listening on {url} ({_core()} core)", err=True
+            ),
         )
 
 
