@@ -1,6 +1,7 @@
-"""The reconciliation core: pure Python, no IO.
+"""The reconciliation core: pure Python; its logic does no IO.
 
 Nothing here imports Bytewax, Kafka, Redis or ClickHouse; time is passed in.
+The one file read is at import, below: which build of this code to load.
 
 The modules in `NATIVE_MODULES` may also be compiled with mypyc (`make native`,
 see `deploy/native/build.py`): the same source, about 1.8x faster. The
