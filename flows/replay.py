@@ -31,7 +31,7 @@ from arrecon.flows.reconcile import FlowConfig, build_flow
 from arrecon.flows.steps import InputError, Tagged
 from arrecon.state.outcomes import Outcome
 
-__all__ = ["CollectSink", "RenderSink", "ReplayError", "parse_line", "replay"]
+__all__ = ["CollectSink", "RenderSink", "ReplayError", "parse_line", "rare_collections", "replay"]
 
 BATCH_LINES = 500
 # Collector thresholds while the flow runs. Why: replay keeps every outcome until
@@ -260,7 +260,7 @@ def _sort_key(item: Tagged) -> tuple[int, int, int]:
 
 
 @contextmanager
-def _rare_collections() -> Iterator[None]:
+def rare_collections() -> Iterator[None]:
     """Raise the collector's thresholds for the block; restore them after."""
     saved = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -287,7 +287,7 @@ def replay(
     sink = RenderSink()
     config = config or FlowConfig(snapshots=False)
     flow = build_flow(JsonlSource(input_path, meter, batch_lines), sink, config)
-    with _rare_collections():
+    with rare_collections():
         run_main(flow)  # type: ignore[no-untyped-call]
         out_dir.mkdir(parents=True, exist_ok=True)
         out_path = out_dir / "outcomes.jsonl"

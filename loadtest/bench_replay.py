@@ -40,7 +40,7 @@ import orjson
 
 from arrecon import state
 from arrecon.connectors.envelope import RawEnvelope
-from arrecon.flows.replay import _rare_collections, parse_line
+from arrecon.flows.replay import parse_line, rare_collections
 from arrecon.flows.steps import decode_stamped
 from arrecon.loadtest.generator import MessConfig, write
 
@@ -141,7 +141,7 @@ def decode_all(stream: Path) -> int:
     """
     items = 0
     last_seen = datetime.fromtimestamp(0, UTC)
-    with _rare_collections(), stream.open("rb") as handle:
+    with rare_collections(), stream.open("rb") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
