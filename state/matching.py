@@ -740,7 +740,7 @@ class OpenBook:
         return invoice_number in self._invoices
 
 
-# OpenBook state in `__getstate__` order (every slot: a test checks).
+# OpenBook state in `__getstate__` order (every attribute: a test checks).
 _OPEN_BOOK_FIELDS = (
     "_invoices",
     "_ids",
