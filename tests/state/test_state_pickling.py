@@ -86,7 +86,7 @@ def rich_ledger() -> Ledger:
         customer(allowance_bps=200),
         invoice("A", 10_000),
         invoice("B", 5_000, po_number="PO-7", external_ids=("in_1abc",)),
-        invoice("ORDER-XYZ", 7_000, due=40),
+        invoice("ORDER-12X", 7_000, due=40),  # its key's bucket is text, not a number
         payment("P", 10_000, "A", "shopify_order:5100037592"),
         payment("Q", 999, on=2),
         invoice("C", 3_000, on=3),
