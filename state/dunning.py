@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from arrecon.state.pickling import by_constructor
+
 __all__ = [
     "DEFAULT_CADENCES",
     "DunningPolicy",
@@ -31,9 +33,8 @@ class DunningStep:
     name: str
     offset_days: int
 
-    def __reduce__(self) -> tuple[type[DunningStep], tuple[str, int]]:
-        """Rebuilt through its constructor (see `state.pickling`)."""
-        return DunningStep, (self.name, self.offset_days)
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 _STANDARD = (
@@ -81,9 +82,8 @@ class DunningPolicy:
             if offsets != sorted(offsets) or len(set(offsets)) != len(offsets):
                 raise ValueError(f"cadence {segment!r}: offsets must be strictly increasing")
 
-    def __reduce__(self) -> tuple[type[DunningPolicy], tuple[Any, ...]]:
-        """Rebuilt through its constructor (see `state.pickling`)."""
-        return DunningPolicy, (self.cadences, self.default_segment)
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
     def steps_for(self, segment: str) -> tuple[DunningStep, ...]:
         """The cadence of `segment`, else the default one, else no reminders."""

@@ -44,6 +44,7 @@ from arrecon.state.events import (
     PaymentReceived,
     PaymentReversed,
 )
+from arrecon.state.pickling import by_constructor
 from arrecon.state.references import core_key, extract_references, normalize_reference
 
 __all__ = [
@@ -264,17 +265,8 @@ class ResolveQuery:
     payer_account: str | None = None
     payment_id: str | None = None
 
-    def __reduce__(self) -> tuple[type[ResolveQuery], tuple[Any, ...]]:
-        """Rebuilt through its constructor (see `state.pickling`)."""
-        return ResolveQuery, (
-            self.customer_id,
-            self.external_ids,
-            self.invoice_refs,
-            self.references,
-            self.payer_name,
-            self.payer_account,
-            self.payment_id,
-        )
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from string import ascii_uppercase
 from typing import Any, TypeAlias
 
 from arrecon.state.dunning import DunningPolicy, latest_step, next_step_at
@@ -84,7 +85,7 @@ from arrecon.state.outcomes import (
     Unapplied,
     make_outcome_id,
 )
-from arrecon.state.pickling import restore, state_of
+from arrecon.state.pickling import by_constructor, restore, state_of
 from arrecon.state.references import RefKind, extract_references, normalize_reference
 
 __all__ = [
@@ -128,7 +129,6 @@ _WEAK_METHODS = frozenset({"fuzzy_reference", "exact_amount", "subset_sum"})
 # provider's later messages (disputes) name only the order; such handles ride in
 # the payment's `invoice_refs`.
 _HANDLE_MARK = ":"
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MICROSECOND = timedelta(microseconds=1)
 _JUST_AFTER = _MICROSECOND
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -156,15 +156,8 @@ class LedgerPolicy:
     short_pay_tolerance_minor: int = 0
     dunning: DunningPolicy = _DEFAULT_DUNNING
 
-    def __reduce__(self) -> tuple[type[LedgerPolicy], tuple[Any, ...]]:
-        """Rebuilt through its constructor (see `state.pickling`)."""
-        return LedgerPolicy, (
-            self.match,
-            self.settled_retention_days,
-            self.seen_ids_max,
-            self.short_pay_tolerance_minor,
-            self.dunning,
-        )
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,8 +419,8 @@ class _Stuck:
     event: PaymentReceived
     policy: MatchPolicy
 
-    def __reduce__(self) -> tuple[type[_Stuck], tuple[Any, ...]]:
-        return _Stuck, (self.footprint, self.mark, self.cash_minor, self.event, self.policy)
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 # Book changes kept for waiting cash before the log is dropped (all retry then).
@@ -444,14 +437,8 @@ class _Dispute:
     unapplied_minor: int = 0
     pending: PaymentReceived | None = None
 
-    def __reduce__(self) -> tuple[type[_Dispute], tuple[Any, ...]]:
-        return _Dispute, (
-            self.payment_id,
-            self.currency,
-            self.hits,
-            self.unapplied_minor,
-            self.pending,
-        )
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 class _DueGroup:
@@ -1146,7 +1133,7 @@ def _named_invoices(ledger: Ledger, event: PaymentReceived) -> tuple[str, ...]:
 
 def _prefix(key: str) -> str:
     """Leading letters of a normalised reference key ("INV100793" -> "INV")."""
-    return key[: len(key) - len(key.lstrip(_LETTERS))]
+    return key[: len(key) - len(key.lstrip(ascii_uppercase))]
 
 
 def _unapplied(

@@ -33,12 +33,13 @@ from functools import lru_cache
 from itertools import combinations, compress, islice, repeat
 from math import comb
 from operator import attrgetter, lt
+from string import ascii_uppercase
 from typing import Any, TypeAlias
 
 from rapidfuzz import fuzz, process
 
 from arrecon.state.events import PaymentReceived, Rail
-from arrecon.state.pickling import restore, state_of
+from arrecon.state.pickling import by_constructor, restore, state_of
 from arrecon.state.references import (
     RefKind,
     RefToken,
@@ -88,17 +89,8 @@ class OpenInvoice:
     # Other ids a payer may quote: provider invoice id (in_...), order id or name (#1001).
     external_ids: tuple[str, ...] = ()
 
-    def __reduce__(self) -> tuple[type[OpenInvoice], tuple[Any, ...]]:
-        """Rebuilt through its constructor (see `state.pickling`)."""
-        return OpenInvoice, (
-            self.invoice_number,
-            self.currency,
-            self.amount_minor,
-            self.open_minor,
-            self.due_at,
-            self.po_number,
-            self.external_ids,
-        )
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +107,8 @@ class MatchPolicy:
         """Largest gap on `expected_minor` that may be a processor fee."""
         return max(0, expected_minor) * self.fee_tolerance_bps // 10_000 + self.fee_fixed_minor
 
-    def __reduce__(self) -> tuple[type[MatchPolicy], tuple[Any, ...]]:
-        """Rebuilt through its constructor (see `state.pickling`)."""
-        return MatchPolicy, (
-            self.fuzzy_threshold,
-            self.fuzzy_margin,
-            self.fee_tolerance_bps,
-            self.fee_fixed_minor,
-            self.max_subset_size,
-            self.max_subset_candidates,
-            self.max_subset_steps,
-        )
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +165,13 @@ def _is_form(identifier: str, value: str) -> bool:
     """Whether non-empty `value` is one of the identifier's key forms (key,
     compact, core); the key, memoised by `normalize_reference`, is tried first."""
     key = normalize_reference(identifier)
-    if value == key or value == key.lstrip(_LEADING):  # key, core (keys are A-Z0-9)
+    if value == key or value == key.lstrip(ascii_uppercase):  # key, core (keys are A-Z0-9)
         return True
     # The compact form keeps every character the key drops a zero from: never shorter.
     return len(value) > len(key) and value == compact_key(identifier)
 
 
 _Bucket: TypeAlias = int | str
-_LEADING = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @lru_cache(maxsize=_BUCKET_CACHE_SIZE)
@@ -203,7 +185,7 @@ def _bucket(form: str) -> _Bucket:
     keep only those with the exact form. Digits become an int (smaller than a
     string, and exact: no zero is left to lose).
     """
-    rest = form.lstrip(_LEADING).replace("0", "")
+    rest = form.lstrip(ascii_uppercase).replace("0", "")
     if not rest:
         return 0
     if len(rest) <= _INT_BUCKET_DIGITS and rest.isdigit():
@@ -348,8 +330,8 @@ class _DueScan:
     high_minor: int
     slack: int
 
-    def __reduce__(self) -> tuple[type[_DueScan], tuple[Any, ...]]:
-        return _DueScan, (self.currency, self.moment, self.reach, self.high_minor, self.slack)
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_constructor(self)  # see `state.pickling`
 
 
 @dataclass(slots=True)

@@ -14,7 +14,16 @@ write and to read back than a dict.
 
 from __future__ import annotations
 
-__all__ = ["restore", "state_of"]
+from dataclasses import fields
+from typing import Any
+
+__all__ = ["by_constructor", "restore", "state_of"]
+
+
+def by_constructor(record: Any) -> tuple[type[Any], tuple[Any, ...]]:
+    """`__reduce__` of a dataclass whose fields are all constructor arguments:
+    rebuilt by calling the class with its field values in order."""
+    return type(record), tuple([getattr(record, field.name) for field in fields(record)])
 
 
 def state_of(obj: object, names: tuple[str, ...]) -> tuple[object, ...]:

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from string import ascii_uppercase
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -81,7 +82,6 @@ class RefToken:
 
 _NON_ALNUM = re.compile(r"[^0-9A-Z]+")
 _RUNS = re.compile(r"[A-Z]+|[0-9]+")
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _TRAILING_DIGITS = re.compile(r"[0-9]+$")
 
 
@@ -103,7 +103,7 @@ def normalize_reference(text: str) -> str:
 
 def core_key(key: str) -> str:
     """`key` without leading letters: "PO88123" and "88123" meet on "88123"."""
-    return key.lstrip(_LETTERS)
+    return key.lstrip(ascii_uppercase)
 
 
 @lru_cache(maxsize=_KEY_CACHE_SIZE)
