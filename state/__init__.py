@@ -8,6 +8,13 @@ see `deploy/native/build.py`): the same source, about 1.8x faster. The
 compiled modules are used only when the build's stamp names these very
 sources; after any edit, or with ARRECON_NATIVE=0, the sources themselves are
 imported (a stale build is never run). `NATIVE` says which core is running.
+
+Records built on every payment (`Match`, `Allocation`, `Resolved`, `RefToken`,
+...) are `@dataclass(init=False)` with a hand-written `__init__` and `Final`
+fields: mypyc compiles only hand-written methods (the `__init__` a dataclass
+generates runs as Python, ~0.4 us for a frozen one against ~0.03 us compiled),
+and `Final` keeps them read-only: mypy checks it everywhere, the compiled core
+also at run time. The dataclass still writes `__eq__` and `__repr__`.
 """
 
 from __future__ import annotations

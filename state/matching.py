@@ -34,7 +34,7 @@ from itertools import combinations, compress, islice, repeat
 from math import comb
 from operator import attrgetter, lt
 from string import ascii_uppercase
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from rapidfuzz import fuzz, process
 
@@ -111,40 +111,75 @@ class MatchPolicy:
         return by_constructor(self)  # see `state.pickling`
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True)
 class Allocation:
-    invoice_number: str
-    applied_minor: int  # cash applied to this invoice (> 0)
-    gap_minor: int = 0  # the rest of the invoice the payer did not pay, if coded
+    """Read-only; a compiled `__init__` (see `arrecon.state`), as below."""
+
+    invoice_number: Final[str]
+    applied_minor: Final[int]  # cash applied to this invoice (> 0)
+    gap_minor: Final[int]  # the rest of the invoice the payer did not pay, if coded
     # processor_fee | marketplace_fee | return | promotion | deduction:<code> | unexplained
-    gap_code: str | None = None
+    gap_code: Final[str | None]
+
+    def __init__(
+        self,
+        invoice_number: str,
+        applied_minor: int,
+        gap_minor: int = 0,
+        gap_code: str | None = None,
+    ) -> None:
+        self.invoice_number = invoice_number
+        self.applied_minor = applied_minor
+        self.gap_minor = gap_minor
+        self.gap_code = gap_code
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True)
 class Match:
     # remittance | invoice_number | external_id | po_number | fuzzy_reference
     # | exact_amount | subset_sum | none
-    method: str
-    confidence: float  # 0..1
-    evidence: tuple[str, ...]
-    allocations: tuple[Allocation, ...]  # empty when method == "none"
-    candidates: tuple[str, ...] = ()  # ranked invoice numbers when nothing decided (<= 5)
+    method: Final[str]
+    confidence: Final[float]  # 0..1
+    evidence: Final[tuple[str, ...]]
+    allocations: Final[tuple[Allocation, ...]]  # empty when method == "none"
+    candidates: Final[tuple[str, ...]]  # ranked invoice numbers when nothing decided (<= 5)
     # A weak reference (fuzzy) whose invoices' open total the payment meets exactly
     # or net of the expected fee: two independent signals agree.
-    corroborated: bool = False
+    corroborated: Final[bool]
+
+    def __init__(  # noqa: PLR0917 - the record's fields, positional as before
+        self,
+        method: str,
+        confidence: float,
+        evidence: tuple[str, ...],
+        allocations: tuple[Allocation, ...],
+        candidates: tuple[str, ...] = (),
+        corroborated: bool = False,
+    ) -> None:
+        self.method = method
+        self.confidence = confidence
+        self.evidence = evidence
+        self.allocations = allocations
+        self.candidates = candidates
+        self.corroborated = corroborated
 
     @property
     def applied_minor(self) -> int:
         return sum(allocation.applied_minor for allocation in self.allocations)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True)
 class Resolved:
     """A reference resolved to one invoice: which field hit and by which rule."""
 
-    invoice: OpenInvoice
-    field: str  # number | external_id | po
-    rule: str  # exact_number | compact_number | number_without_prefix | number_tail
+    invoice: Final[OpenInvoice]
+    field: Final[str]  # number | external_id | po
+    rule: Final[str]  # exact_number | compact_number | number_without_prefix | number_tail
+
+    def __init__(self, invoice: OpenInvoice, field: str, rule: str) -> None:
+        self.invoice = invoice
+        self.field = field
+        self.rule = rule
 
 
 # Confidence of a reference hit by the rule that found it.
@@ -792,18 +827,27 @@ _PROCESSOR_RAILS = frozenset({Rail.CARD, Rail.WALLET, Rail.MARKETPLACE})
 DUE_SCAN_FACTOR = 8
 
 
-@dataclass(slots=True)
 class _Cascade:
     """Per-payment working state: the payment's view and what was ruled out."""
 
-    book: OpenBook
-    payment: PaymentReceived
-    policy: MatchPolicy
-    tokens: tuple[RefToken, ...]
-    ambiguous: list[str]
-    notes: list[str]
-    # Invoices this payment already paid: the rest of its cash goes elsewhere.
-    excluded: frozenset[str] = frozenset()
+    __slots__ = ("ambiguous", "book", "excluded", "notes", "payment", "policy", "tokens")
+
+    def __init__(
+        self,
+        book: OpenBook,
+        payment: PaymentReceived,
+        policy: MatchPolicy,
+        tokens: tuple[RefToken, ...],
+        excluded: frozenset[str],
+    ) -> None:
+        self.book = book
+        self.payment = payment
+        self.policy = policy
+        self.tokens = tokens
+        self.ambiguous: list[str] = []
+        self.notes: list[str] = []
+        # Invoices this payment already paid: the rest of its cash goes elsewhere.
+        self.excluded = excluded
 
     @property
     def amount_minor(self) -> int:
@@ -873,7 +917,7 @@ def match_payment(
     open by a refused deduction) are not paid twice.
     """
     tokens = _payment_tokens(payment)
-    cascade = _Cascade(book, payment, policy, tokens, [], [], exclude)
+    cascade = _Cascade(book, payment, policy, tokens, exclude)
     if cascade.amount_minor <= 0:
         return Match("none", 0.0, ("payment amount is not positive",), ())
     for step in (_by_remittance, _by_reference, _by_po, _by_fuzzy, _by_amount, _by_subset):
@@ -899,12 +943,24 @@ def _payment_tokens(payment: PaymentReceived) -> tuple[RefToken, ...]:
 # --- spreading cash ---------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _Target:
     invoice: OpenInvoice
     expected_minor: int
-    deduction_minor: int = 0
-    deduction_code: str | None = None
+    deduction_minor: int
+    deduction_code: str | None
+
+    def __init__(
+        self,
+        invoice: OpenInvoice,
+        expected_minor: int,
+        deduction_minor: int = 0,
+        deduction_code: str | None = None,
+    ) -> None:
+        self.invoice = invoice
+        self.expected_minor = expected_minor
+        self.deduction_minor = deduction_minor
+        self.deduction_code = deduction_code
 
 
 def _spread(cascade: _Cascade, targets: list[_Target]) -> tuple[tuple[Allocation, ...], str]:

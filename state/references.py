@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from string import ascii_uppercase
+from typing import Final
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -53,19 +54,27 @@ class RefKind(StrEnum):
     ORDER = "order"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True)
 class RefToken:
-    """A reference found in text.
+    """A reference found in text; read-only (compiled `__init__`: see `arrecon.state`).
 
     `labelled` is True when the text said what it is (a keyword such as
     "Invoice", "PO", "#", a letter prefix, a SEPA EREF, a valid RF checksum);
     bare numbers in a narrative are unlabelled and only trusted on exact hits.
     """
 
-    text: str
-    key: str
-    kind: RefKind = RefKind.INVOICE
-    labelled: bool = False
+    text: Final[str]
+    key: Final[str]
+    kind: Final[RefKind]
+    labelled: Final[bool]
+
+    def __init__(
+        self, text: str, key: str, kind: RefKind = RefKind.INVOICE, labelled: bool = False
+    ) -> None:
+        self.text = text
+        self.key = key
+        self.kind = kind
+        self.labelled = labelled
 
     @property
     def compact(self) -> str:
