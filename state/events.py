@@ -13,7 +13,7 @@ resolver knows the customer; processor-keyed events (`PayoutSettled`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -43,6 +43,8 @@ __all__ = [
 
 def ensure_utc(moment: datetime) -> datetime:
     """Assert a timestamp is timezone-aware; the core never guesses a zone."""
+    if moment.tzinfo is UTC:  # what decoders build: no utcoffset() call
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}: timestamps must be timezone-aware UTC")
     return moment
