@@ -231,22 +231,15 @@ def _check_readable(path: Path) -> int:
     return size
 
 
-_TYPE_PREFIXES: dict[type, bytes] = {}
-
-
 def outcome_json(outcome: Outcome) -> bytes:
-    """`orjson.dumps(outcome.to_record())`, byte for byte, without the dict.
+    """One outcome as a JSON line body: `orjson.dumps(outcome.to_record())`.
 
-    Why: orjson renders frozen dataclasses (fields in order, tuples as lists,
-    UTC datetimes with "Z") natively, several times faster than building a dict
-    per outcome; only the leading `type` key is spliced in.
+    Why not orjson's own dataclass support (faster for plain dataclasses): it
+    misreads the outcome classes compiled by mypyc (`make native`), which keep
+    ints and bools unboxed: "Integer exceeds 64-bit range" on one class, a
+    segmentation fault on another (orjson 3.13). `to_record` is compiled too.
     """
-    cls = type(outcome)
-    prefix = _TYPE_PREFIXES.get(cls)
-    if prefix is None:
-        prefix = _TYPE_PREFIXES[cls] = b'{"type":' + orjson.dumps(outcome.type) + b","
-    body = orjson.dumps(outcome, option=orjson.OPT_UTC_Z)
-    return prefix + body[1:] if len(body) > 2 else prefix[:-1] + b"}"
+    return orjson.dumps(outcome.to_record())
 
 
 def ordered_records(items: list[Tagged]) -> Iterator[bytes]:

@@ -36,9 +36,9 @@ from pathlib import Path
 
 __all__ = ["NATIVE", "NATIVE_MODULES", "NATIVE_STAMP", "native_usable", "sources_digest"]
 
-# Compiled together; `outcomes`, `events`, `money` and `fees` stay interpreted
-# (frozen records built and pickled across the flow; little time is spent in them).
-NATIVE_MODULES = ("aging", "dunning", "index", "ledger", "matching", "references")
+# Compiled together; `events`, `money` and `fees` stay interpreted (frozen
+# records built by the connectors; little time is spent in them).
+NATIVE_MODULES = ("aging", "dunning", "index", "ledger", "matching", "outcomes", "references")
 NATIVE_STAMP = "native.stamp"
 _FOLDER = Path(__file__).resolve().parent
 

@@ -1,10 +1,15 @@
-"""Replay's direct outcome rendering equals `orjson.dumps(outcome.to_record())`."""
+"""Replay's outcome lines: the contract's JSON shape, for every outcome type and field,
+on whichever core runs (orjson misreads compiled dataclasses; this would show it)."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, get_args, get_type_hints
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final, get_args, get_origin, get_type_hints
 
 import orjson
 from hypothesis import given, settings
@@ -12,6 +17,7 @@ from hypothesis import strategies as st
 
 from arrecon.flows.replay import ordered_records, outcome_json
 from arrecon.flows.steps import Tagged
+from arrecon.state import outcomes
 from arrecon.state.outcomes import Applied, Outcome, Rejected
 
 OUTCOME_TYPES: tuple[type, ...] = get_args(Outcome)
@@ -34,12 +40,39 @@ BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
 }
 
 
+def _outcomes_source() -> ModuleType:
+    """The outcomes module run from its source: the compiled core's classes carry
+    no usable annotations (mypyc keeps `Final` and drops what it wraps)."""
+    name = "outcomes_source"
+    spec = importlib.util.spec_from_file_location(
+        name, Path(outcomes.__file__).with_name("outcomes.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through it
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+def _field_types(cls: type, source: ModuleType) -> dict[str, Any]:
+    hints = get_type_hints(getattr(source, cls.__name__), globalns=vars(source))
+    return {
+        name: get_args(hint)[0] if get_origin(hint) is Final else hint
+        for name, hint in hints.items()
+    }
+
+
 def _outcomes() -> st.SearchStrategy[Outcome]:
     """Every outcome type with every field drawn (no global strategy registration)."""
+    source = _outcomes_source()
     per_class = []
     for cls in OUTCOME_TYPES:
-        hints = get_type_hints(cls)
-        drawn = {field.name: BY_TYPE[hints[field.name]] for field in fields(cls)}
+        types = _field_types(cls, source)
+        drawn = {field.name: BY_TYPE[types[field.name]] for field in fields(cls)}
         per_class.append(st.builds(cls, **drawn))
     return st.one_of(*per_class)
 
@@ -50,10 +83,27 @@ def test_every_outcome_type_is_covered() -> None:
     assert Rejected in OUTCOME_TYPES
 
 
+def _expected(value: Any) -> Any:
+    """A field as the contract writes it: UTC times with Z, tuples as lists."""
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 @settings(max_examples=300, deadline=None)
 @given(_outcomes())
-def test_outcome_json_is_byte_identical_to_the_record(outcome: Outcome) -> None:
-    assert outcome_json(outcome) == orjson.dumps(outcome.to_record())
+def test_outcome_line_is_the_contract_record(outcome: Outcome) -> None:
+    line = outcome_json(outcome)
+    assert line == orjson.dumps(outcome.to_record())
+    loaded = orjson.loads(line)
+    names = [field.name for field in fields(outcome)]
+    assert list(loaded) == ["type", *names]
+    assert loaded["type"] == outcome.type
+    for name in names:
+        assert loaded[name] == _expected(getattr(outcome, name)), name
 
 
 def test_ordered_records_sort_by_input_position_then_sub_then_seq() -> None:

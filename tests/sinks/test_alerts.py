@@ -507,8 +507,17 @@ def _run_sink(items: list[object], sink: AlertSink) -> None:
     run_main(flow)
 
 
+class _ThresholdsWithABug(dict[str, int]):
+    """Per-currency thresholds whose look-up fails for XTS: a rule that raises."""
+
+    def get(self, key: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        if key == "XTS":
+            raise RuntimeError("a bug in a rule")
+        return super().get(key, default)
+
+
 def test_alert_sink_in_a_flow_delivers_rule_and_age_alerts(hook: Hook) -> None:
-    bad = ShortPaid("bad", T0, "p", "I", "c", 1, "USD", None, False)  # type: ignore[arg-type]
+    bad = ShortPaid("bad", T0, "p", "I", "c", 1, "XTS", "unexplained", False)
     outcomes: list[Outcome] = [
         chargeback("opened"),
         bad,  # a rule that raises is counted, the flow goes on
@@ -519,7 +528,9 @@ def test_alert_sink_in_a_flow_delivers_rule_and_age_alerts(hook: Hook) -> None:
     ]
     items: list[object] = [Tagged(n, 0, 0, o, T0) for n, o in enumerate(outcomes)]
     items.insert(1, "not an outcome")  # other outputs on a shared stream are ignored
-    rules = AlertRules(unapplied_max_age_hours=24)
+    rules = AlertRules(
+        short_pay_min_minor_by_currency=_ThresholdsWithABug(), unapplied_max_age_hours=24
+    )
     delivery = AlertDelivery(webhook_urls=(hook.url,), webhook_secret=SECRET, backoff_s=0.0)
     rules_failed = counter("arrecon_alerts_failed_total", channel="rules")
     sink = AlertSink(rules, delivery, clock=lambda: T0 + timedelta(hours=30))
