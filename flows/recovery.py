@@ -33,7 +33,9 @@ __all__ = ["STATE_FORMAT", "IncompatibleRecoveryError", "check_recovery", "open_
 # flat tuples (`_invoice_from`), which format 2 readers do not know. 4: every
 # record of the core pickles explicitly (`arrecon.state.pickling`): constructor
 # arguments and flat tuples, the same for the interpreted and the compiled core.
-STATE_FORMAT = 4
+# 5: the book's amount and due indexes are `_ByOpen` / `_ByDue` records (keys
+# beside the records), pickled as their records.
+STATE_FORMAT = 5
 FORMAT_FILE = "state-format"
 
 

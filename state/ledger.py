@@ -45,7 +45,8 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from string import ascii_uppercase
 from typing import Any, TypeAlias
 
@@ -133,6 +134,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _JUST_AFTER = _MICROSECOND
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIDNIGHT = time()
+_DROP_DAY_CACHE_SIZE = 256  # settlement days x zones x policies
 _TIMER_DUE = 0
 _TIMER_DROP = 1
 _DEFAULT_MATCH = MatchPolicy()
@@ -1720,13 +1722,19 @@ def _track_settlement(run: _Run, inv: _Invoice) -> None:
 def _schedule_drop(run: _Run, *, is_invoice: bool, key: str, settled_at: datetime) -> None:
     """Retention is swept per day: one timer per day however many items settle."""
     ledger = run.ledger
-    start = datetime.combine(settled_at.date(), _MIDNIGHT, settled_at.tzinfo)  # 8x replace()
-    day = start + timedelta(days=run.policy.settled_retention_days + 1)
+    day = _drop_day(settled_at.date(), settled_at.tzinfo, run.policy.settled_retention_days)
     bucket = ledger.drop_days.get(day)
     if bucket is None:
         bucket = ledger.drop_days[day] = []
         heapq.heappush(ledger.timers, (day, _TIMER_DROP, day))
     bucket.append((is_invoice, key))
+
+
+@lru_cache(maxsize=_DROP_DAY_CACHE_SIZE)
+def _drop_day(settled_on: date, zone: tzinfo | None, retention_days: int) -> datetime:
+    """The sweep after `retention_days` whole days. Memoised: payments settle
+    on few distinct days, and the one datetime per day hashes once."""
+    return datetime.combine(settled_on, _MIDNIGHT, zone) + timedelta(days=retention_days + 1)
 
 
 def _fire_drop_day(run: _Run, day: datetime) -> None:

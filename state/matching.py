@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import re
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -335,22 +335,81 @@ class _BucketIndex:
         self._keys, self._records, self._named = state
 
 
-# Sort keys as C-level getters: the sorted indexes call them ~2 log2(n) times
-# per change.
-_by_open: _SortKey = attrgetter("open_minor", "invoice_number")
 _by_due: _SortKey = attrgetter("due_at", "invoice_number")
-_open_of = attrgetter("open_minor")
-_due_of = attrgetter("due_at")
+_number_of = attrgetter("invoice_number")
 
 
-def _insert(ordered: list[OpenInvoice], invoice: OpenInvoice, key: _SortKey) -> None:
-    bisect.insort(ordered, invoice, key=key)
+class _Sorted:
+    """Records ordered by (key, invoice number), their keys in a list beside them.
+
+    Why the second list: a bisection then compares keys (ints, datetimes)
+    directly, where over the records it would call a key getter and build a
+    tuple at every probe (~3x slower). A key costs 8 bytes per record: due
+    dates are the records' own objects, open amounts int64 words (a compiled
+    record keeps its int unboxed, so a list would hold a new 32-byte int per
+    key). Only the records are pickled; the keys are read from them again.
+    """
+
+    __slots__ = ("keys", "records")
+
+    def __init__(self, records: list[OpenInvoice] | None = None) -> None:
+        self.records: list[OpenInvoice] = records if records is not None else []
+        self.keys: MutableSequence[Any] = self.new_keys([self.key(r) for r in self.records])
+
+    def key(self, invoice: OpenInvoice) -> Any:
+        raise NotImplementedError
+
+    def new_keys(self, keys: list[Any]) -> MutableSequence[Any]:
+        return keys
+
+    def __reduce__(self) -> tuple[type[_Sorted], tuple[list[OpenInvoice]]]:
+        return type(self), (self.records,)
+
+    def insert(self, invoice: OpenInvoice) -> None:
+        key = self.key(invoice)
+        position = self._place(key, invoice.invoice_number)
+        self.keys.insert(position, key)
+        self.records.insert(position, invoice)
+
+    def remove(self, invoice: OpenInvoice) -> None:
+        """Take `invoice` out; its key must be what it was when inserted."""
+        position = self._place(self.key(invoice), invoice.invoice_number)
+        if position < len(self.records) and self.records[position] is invoice:
+            del self.keys[position]
+            del self.records[position]
+
+    def between(self, low: Any, high: Any) -> list[OpenInvoice]:
+        """Records with low <= key <= high, in order."""
+        start = bisect.bisect_left(self.keys, low)
+        return self.records[start : bisect.bisect_right(self.keys, high, start)]
+
+    def _place(self, key: Any, number: str) -> int:
+        """Where (key, number) sorts: among equal keys, by invoice number."""
+        keys, records = self.keys, self.records
+        start, end = bisect.bisect_left(keys, key), len(keys)
+        if start == end or keys[start] != key:
+            return start
+        if start + 1 == end or keys[start + 1] != key:  # one record with this key
+            return start if records[start].invoice_number >= number else start + 1
+        stop = bisect.bisect_right(keys, key, start)
+        return bisect.bisect_left(records, number, start, stop, key=_number_of)
 
 
-def _remove(ordered: list[OpenInvoice], invoice: OpenInvoice, key: _SortKey) -> None:
-    position = bisect.bisect_left(ordered, key(invoice), key=key)
-    if position < len(ordered) and ordered[position] is invoice:
-        del ordered[position]
+class _ByOpen(_Sorted):
+    __slots__ = ()
+
+    def key(self, invoice: OpenInvoice) -> int:
+        return invoice.open_minor
+
+    def new_keys(self, keys: list[Any]) -> MutableSequence[Any]:
+        return array("q", keys)  # |amounts| <= 10**18 (`Money`)
+
+
+class _ByDue(_Sorted):
+    __slots__ = ()
+
+    def key(self, invoice: OpenInvoice) -> datetime:
+        return invoice.due_at
 
 
 @dataclass(slots=True)
@@ -479,8 +538,8 @@ class OpenBook:
         self._invoices: dict[str, OpenInvoice] = {}
         self._ids = _BucketIndex()  # numbers, external ids and POs by bucket
         self._tails = _BucketIndex()  # last numeric run of numbers and external ids
-        self._sorted_amounts: dict[str, list[OpenInvoice]] = {}  # currency -> by (open, number)
-        self._sorted_due: dict[str, list[OpenInvoice]] = {}  # currency -> by (due, number)
+        self._sorted_amounts: dict[str, _ByOpen] = {}  # currency -> by (open, number)
+        self._sorted_due: dict[str, _ByDue] = {}  # currency -> by (due, number)
         self._fuzzy_version = -1
         self._fuzzy_keys: list[str] = []
         self._fuzzy_owners: list[str] = []
@@ -510,8 +569,8 @@ class OpenBook:
         self._log(invoice, None, invoice.open_minor)
         self._index_ids(invoice, adding=True)
         if invoice.open_minor > 0:
-            _insert(self._sorted_amounts.setdefault(invoice.currency, []), invoice, _by_open)
-        _insert(self._sorted_due.setdefault(invoice.currency, []), invoice, _by_due)
+            self._amounts_in(invoice.currency).insert(invoice)
+        self._dues_in(invoice.currency).insert(invoice)
         self.version += 1
 
     def set_open(self, invoice_number: str, open_minor: int) -> None:
@@ -519,13 +578,13 @@ class OpenBook:
         invoice = self._invoices.get(invoice_number)
         if invoice is None:
             raise KeyError(invoice_number)
-        ordered = self._sorted_amounts.setdefault(invoice.currency, [])
+        ordered = self._amounts_in(invoice.currency)
         if invoice.open_minor > 0:
-            _remove(ordered, invoice, _by_open)
+            ordered.remove(invoice)
         self._log(invoice, invoice.open_minor, open_minor)
         invoice.open_minor = open_minor
         if open_minor > 0:
-            _insert(ordered, invoice, _by_open)
+            ordered.insert(invoice)
 
     def remove(self, invoice_number: str) -> None:
         """Drop an invoice (paid, voided, written off); unknown numbers are ignored."""
@@ -535,9 +594,21 @@ class OpenBook:
         self._log(invoice, invoice.open_minor, None)
         self._index_ids(invoice, adding=False)
         if invoice.open_minor > 0:
-            _remove(self._sorted_amounts[invoice.currency], invoice, _by_open)
-        _remove(self._sorted_due[invoice.currency], invoice, _by_due)
+            self._sorted_amounts[invoice.currency].remove(invoice)
+        self._sorted_due[invoice.currency].remove(invoice)
         self.version += 1
+
+    def _amounts_in(self, currency: str) -> _ByOpen:
+        ordered = self._sorted_amounts.get(currency)
+        if ordered is None:
+            ordered = self._sorted_amounts[currency] = _ByOpen()
+        return ordered
+
+    def _dues_in(self, currency: str) -> _ByDue:
+        ordered = self._sorted_due.get(currency)
+        if ordered is None:
+            ordered = self._sorted_due[currency] = _ByDue()
+        return ordered
 
     def _log(self, invoice: OpenInvoice, old_open: int | None, new_open: int | None) -> None:
         if self.changes is not None:
@@ -670,28 +741,27 @@ class OpenBook:
         """Invoices with low <= open <= high, ascending by open amount."""
         if self.footprint is not None:
             self.footprint.amounts.append((currency, low_minor, high_minor))
-        ordered = self._sorted_amounts.get(currency, [])
-        start = bisect.bisect_left(ordered, low_minor, key=_open_of)
-        stop = bisect.bisect_right(ordered, high_minor, start, key=_open_of)
-        return ordered[start:stop]
+        ordered = self._sorted_amounts.get(currency)
+        return ordered.between(low_minor, high_minor) if ordered is not None else []
 
     def nearest_open(self, currency: str, amount_minor: int, limit: int) -> list[OpenInvoice]:
         """Up to `limit` invoices whose open amount is closest to `amount_minor`."""
-        ordered = self._sorted_amounts.get(currency, [])
-        right = bisect.bisect_left(ordered, amount_minor, key=_open_of)
+        ordered = self._sorted_amounts.get(currency)
+        if ordered is None:
+            return []
+        opens, records = ordered.keys, ordered.records
+        right = bisect.bisect_left(opens, amount_minor)
         left = right - 1
         picked: list[OpenInvoice] = []
-        while len(picked) < limit and (left >= 0 or right < len(ordered)):
-            take_left = right >= len(ordered) or (
-                left >= 0
-                and amount_minor - ordered[left].open_minor
-                <= ordered[right].open_minor - amount_minor
+        while len(picked) < limit and (left >= 0 or right < len(opens)):
+            take_left = right >= len(opens) or (
+                left >= 0 and amount_minor - opens[left] <= opens[right] - amount_minor
             )
             if take_left:
-                picked.append(ordered[left])
+                picked.append(records[left])
                 left -= 1
             else:
-                picked.append(ordered[right])
+                picked.append(records[right])
                 right += 1
         return picked
 
@@ -700,21 +770,22 @@ class OpenBook:
     ) -> list[OpenInvoice]:
         """Up to `limit` invoices with 0 < open <= high, due closest to `moment`,
         looking at no more than `scan_limit` entries of the due-date index."""
-        dues = self._sorted_due.get(currency, [])
-        right = bisect.bisect_left(dues, moment, key=_due_of)
+        ordered = self._sorted_due.get(currency)
+        dues, records = (ordered.keys, ordered.records) if ordered is not None else ([], [])
+        right = bisect.bisect_left(dues, moment)
         left = right - 1
         picked: list[OpenInvoice] = []
         scanned = 0
         last: OpenInvoice | None = None
         while len(picked) < limit and scanned < scan_limit and (left >= 0 or right < len(dues)):
             take_left = right >= len(dues) or (
-                left >= 0 and moment - dues[left].due_at <= dues[right].due_at - moment
+                left >= 0 and moment - dues[left] <= dues[right] - moment
             )
             if take_left:
-                invoice = dues[left]
+                invoice = records[left]
                 left -= 1
             else:
-                invoice = dues[right]
+                invoice = records[right]
                 right += 1
             scanned += 1
             last = invoice

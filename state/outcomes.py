@@ -47,13 +47,15 @@ __all__ = [
 ]
 
 
+_ID_HASH = hashlib.blake2b(digest_size=8)  # copied per id: cheaper than a new one
+
+
 def make_outcome_id(kind: str, *parts: object) -> str:
-    """A stable 16-hex id from the outcome type and the parts that make it unique."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(kind.encode())
-    for part in parts:
-        digest.update(b"\x1f")
-        digest.update(str(part).encode())
+    """A stable 16-hex id from the outcome type and the parts that make it unique:
+    blake2b-64 of the type and the parts as text, separated by U+001F."""
+    text = "\x1f".join([kind, *[part if type(part) is str else str(part) for part in parts]])
+    digest = _ID_HASH.copy()
+    digest.update(text.encode())
     return digest.hexdigest()
 
 
