@@ -1,5 +1,5 @@
 """Benchmark helpers: result files name no machine paths; scratch folders go away;
-the replay floor decodes what the flow decodes."""
+the replay floor decodes what the flow decodes; the ledger bench runs every case."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import pytest
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.connectors.registry import decode_envelope
 from arrecon.flows.replay import parse_line
+from arrecon.loadtest.bench_ledger import CASES, payment_latency_ns, prepare_memos
 from arrecon.loadtest.bench_replay import decode_all, floor_report
 from arrecon.loadtest.bench_scaling import command_line, work_folder
 from arrecon.loadtest.generator import MessConfig, write
+from arrecon.state.references import normalize_reference
 
 
 def test_command_line_makes_paths_under_the_working_folder_relative(
@@ -61,3 +63,17 @@ def test_floor_report_leaves_the_target_budget_minus_decoding() -> None:
     assert report["rest_of_flow_cpu_s"] == 9.5
     assert report["share_of_replay"] == 0.05
     assert report["parse_decode_events_per_cpu_s"] == 100_000
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_ledger_bench_times_every_payment_case(case: str) -> None:
+    applied, matched = payment_latency_ns(10, 3, case=case)
+    assert len(applied) == len(matched) == 3
+    assert min(applied) > 0
+
+
+def test_ledger_bench_cold_case_empties_the_key_memos() -> None:
+    normalize_reference("INV-2026-000001")
+    assert normalize_reference.cache_info().currsize > 0
+    prepare_memos("explicit ref, cold", ())
+    assert normalize_reference.cache_info().currsize == 0
