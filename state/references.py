@@ -160,7 +160,7 @@ _TOKENS = re.compile(
     (?<![A-Z0-9])(?:
         (?P<rf>RF\d\d(?:\ ?[A-Z0-9]{{1,4}}){{1,6}})
       | (?P<ref>
-            (?:[A-Z]{{1,10}}[-_./#]?|(?!{_STOPWORDS}\s)[A-Z]{{1,5}}\s)?
+            (?:[A-Z]{{1,10}}+[-_./#]?|(?!{_STOPWORDS}\s)[A-Z]{{1,5}}+\s)?
             \d[A-Z0-9]*
             (?:(?:[-_.]|/(?=\d)|\s(?=\d))[A-Z0-9]+)*
         )
@@ -293,6 +293,8 @@ def _prefix_of(ref: str) -> str:
 
 def _sepa_fields(text: str) -> tuple[list[str], list[str]]:
     """Split SEPA-structured text into (texts to scan, end-to-end references)."""
+    if "+" not in text:  # every SEPA field is "NAME+": skip the split
+        return [text], []
     pieces = _SEPA_SPLIT.split(text)
     scan = [pieces[0]]
     refs: list[str] = []
@@ -324,7 +326,8 @@ def extract_references(text: str) -> tuple[RefToken, ...]:
 def _extract(text: str) -> tuple[RefToken, ...]:
     """`extract_references` for a non-empty `str`; memoised (tokens are immutable)."""
     upper = text[:MAX_TEXT_CHARS].upper()
-    upper = _SUBFIELD_OTHER.sub(" ; ", _SUBFIELD_CONT.sub("", upper))
+    if "?" in upper:  # MT940 sub-fields
+        upper = _SUBFIELD_OTHER.sub(" ; ", _SUBFIELD_CONT.sub("", upper))
     out: dict[tuple[RefKind, str], RefToken] = {}
     scan, sepa_refs = _sepa_fields(upper)
     for ref in sepa_refs:
