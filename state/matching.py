@@ -113,7 +113,7 @@ class MatchPolicy:
 
 @dataclass(init=False, slots=True)
 class Allocation:
-    """Read-only; a compiled `__init__` (see `arrecon.state`), as below."""
+    """Read-only, with a compiled `__init__` (see `arrecon.state`), like the records below."""
 
     invoice_number: Final[str]
     applied_minor: Final[int]  # cash applied to this invoice (> 0)
@@ -1085,9 +1085,17 @@ _PARTIAL_WORDS = re.compile(
 )
 
 
+# Every phrase of `_PARTIAL_WORDS` holds one of these: most texts skip the regex.
+_PARTIAL_STEMS = ("PART", "INSTAL", "ACCOUNT", "ZAHLUNG", "ABSCHLAG", "ACOMPTE")
+
+
 def _says_partial(payment: PaymentReceived) -> bool:
     """The payer's own words say this pays part of the invoice."""
-    return any(_PARTIAL_WORDS.search(text) for text in payment.references)
+    for text in payment.references:
+        upper = text.upper()
+        if any(stem in upper for stem in _PARTIAL_STEMS) and _PARTIAL_WORDS.search(text):
+            return True
+    return False
 
 
 def _decide(

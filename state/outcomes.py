@@ -16,8 +16,9 @@ payment by it, as events reach a customer out of time order (a bank credit
 dated midnight pays an invoice issued at 09:00).
 
 Each outcome is a dataclass with `Final` fields and a hand-written `__init__`
-(see `arrecon.state`: compiled, it is ~20x cheaper than a frozen dataclass's,
-and two outcomes are built per payment); constructors take the fields in order.
+(see `arrecon.state`): compiled, it builds an outcome in ~0.15 us where a
+frozen dataclass took ~1.3, and two are built per payment. Constructors take
+the fields in order.
 """
 
 from __future__ import annotations
