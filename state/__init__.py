@@ -4,7 +4,7 @@ Nothing here imports Bytewax, Kafka, Redis or ClickHouse; time is passed in.
 The one file read is at import, below: which build of this code to load.
 
 The modules in `NATIVE_MODULES` may also be compiled with mypyc (`make native`,
-see `deploy/native/build.py`): the same source, about 1.8x faster. The
+see `deploy/native/build.py`): the same source, about 2.3x faster. The
 compiled modules are used only when the build's stamp names these very
 sources; after any edit, or with ARRECON_NATIVE=0, the sources themselves are
 imported (a stale build is never run). `NATIVE` says which core is running.
