@@ -1,9 +1,11 @@
 """Replay's outcome lines: the contract's JSON shape, for every outcome type and field,
-on whichever core runs (orjson misreads compiled dataclasses; this would show it)."""
+on whichever core runs (orjson misreads compiled dataclasses; this would show it); and
+every outcome survives pickling."""
 
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import sys
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
@@ -104,6 +106,15 @@ def test_outcome_line_is_the_contract_record(outcome: Outcome) -> None:
     assert loaded["type"] == outcome.type
     for name in names:
         assert loaded[name] == _expected(getattr(outcome, name)), name
+
+
+@settings(max_examples=300, deadline=None)
+@given(_outcomes())
+def test_outcomes_cross_processes_whole(outcome: Outcome) -> None:
+    """Bytewax pickles outcomes between worker processes."""
+    back = pickle.loads(pickle.dumps(outcome))
+    assert type(back) is type(outcome)
+    assert back == outcome
 
 
 def test_ordered_records_sort_by_input_position_then_sub_then_seq() -> None:
