@@ -47,7 +47,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from string import ascii_uppercase
 from typing import Any, TypeAlias
 
 from arrecon.state.dunning import DunningPolicy, latest_step, next_step_at
@@ -87,7 +86,7 @@ from arrecon.state.outcomes import (
     make_outcome_id,
 )
 from arrecon.state.pickling import by_constructor, restore, state_of
-from arrecon.state.references import RefKind, extract_references, normalize_reference
+from arrecon.state.references import RefKind, core_key, extract_references, normalize_reference
 
 __all__ = [
     "CustomerEvent",
@@ -1135,7 +1134,7 @@ def _named_invoices(ledger: Ledger, event: PaymentReceived) -> tuple[str, ...]:
 
 def _prefix(key: str) -> str:
     """Leading letters of a normalised reference key ("INV100793" -> "INV")."""
-    return key[: len(key) - len(key.lstrip(ascii_uppercase))]
+    return key[: len(key) - len(core_key(key))]
 
 
 def _unapplied(

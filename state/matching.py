@@ -33,7 +33,6 @@ from functools import lru_cache
 from itertools import combinations, compress, islice, repeat
 from math import comb
 from operator import attrgetter, lt
-from string import ascii_uppercase
 from typing import Any, Final, TypeAlias
 
 from rapidfuzz import fuzz, process
@@ -200,7 +199,7 @@ def _is_form(identifier: str, value: str) -> bool:
     """Whether non-empty `value` is one of the identifier's key forms (key,
     compact, core); the key, memoised by `normalize_reference`, is tried first."""
     key = normalize_reference(identifier)
-    if value == key or value == key.lstrip(ascii_uppercase):  # key, core (keys are A-Z0-9)
+    if value == key or value == core_key(key):
         return True
     # The compact form keeps every character the key drops a zero from: never shorter.
     return len(value) > len(key) and value == compact_key(identifier)
@@ -220,7 +219,7 @@ def _bucket(form: str) -> _Bucket:
     keep only those with the exact form. Digits become an int (smaller than a
     string, and exact: no zero is left to lose).
     """
-    rest = form.lstrip(ascii_uppercase).replace("0", "")
+    rest = core_key(form).replace("0", "")
     if not rest:
         return 0
     if len(rest) <= _INT_BUCKET_DIGITS and rest.isdigit():
