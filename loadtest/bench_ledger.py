@@ -18,6 +18,9 @@ what the module-level memo caches (`references`, `matching`) already hold:
 - explicit ref, cold: every memo emptied before each call (an invoice issued
   long ago, once more than the memos hold were issued since).
 
+Outcome records: timeit of building the two outcomes a payment emits (compiled
+classes with hand-written constructors; see `arrecon.state`).
+
 Memory: tracemalloc measures what stays allocated after 10,000 invoices,
 decoded from ERP payloads as the flow decodes them, were issued into one
 ledger (the events themselves are released first, so only what the ledger
@@ -40,6 +43,7 @@ import random
 import statistics
 import sys
 import time
+import timeit
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
@@ -58,6 +62,7 @@ from arrecon.state.events import InvoiceIssued, PaymentReceived
 from arrecon.state.ledger import Ledger, LedgerPolicy, apply
 from arrecon.state.matching import OpenBook, OpenInvoice, match_payment
 from arrecon.state.money import Money
+from arrecon.state.outcomes import Applied, InvoiceStatus
 from arrecon.state.references import extract_references
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -248,11 +253,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  of which OpenBook     {book / count:7.0f} bytes (records and matcher indexes)")
     print(f"  ledger records+timers {(total - book) / count:7.0f} bytes")
     print(f"  bounded memo caches   {(with_memos - total) / count:7.0f} bytes (shared)")
+    applied_us, status_us = outcome_build_us()
+    print("outcome records built per payment (best of 5 timeit runs)")
+    print(f"  Applied {applied_us:.2f} us, InvoiceStatus {status_us:.2f} us")
     dump_s, load_s, size = snapshot_cost(ledger)
     print("snapshot of that ledger (pickle, as Bytewax recovery does), per open invoice")
     print(f"  pickle {dump_s / count * 1e6:.2f} us, unpickle {load_s / count * 1e6:.2f} us, "
           f"{size / count:.0f} bytes")  # fmt: skip
     return 0
+
+
+def outcome_build_us(number: int = 200_000) -> tuple[float, float]:
+    """us to build an `Applied` and an `InvoiceStatus`, the two outcomes of a payment."""
+    at = T0
+    evidence = ("ref 'INV-2026-000001' -> INV-2026-000001 (number, exact_number)",)
+    applied = timeit.repeat(
+        lambda: Applied("0" * 16, at, "TX-1", "INV-2026-000001", CUSTOMER, 100, "USD", "m", 1.0,
+                        evidence, at),
+        number=number, repeat=5,
+    )  # fmt: skip
+    status = timeit.repeat(
+        lambda: InvoiceStatus("0" * 16, at, "INV-2026-000001", CUSTOMER, "paid", 0, 100, "USD",
+                              at, at, "b2b_portal", at),
+        number=number, repeat=5,
+    )  # fmt: skip
+    return min(applied) / number * 1e6, min(status) / number * 1e6
 
 
 def snapshot_cost(ledger: Ledger, repeat: int = 5) -> tuple[float, float, int]:

@@ -12,7 +12,12 @@ import pytest
 from arrecon.connectors.envelope import RawEnvelope
 from arrecon.connectors.registry import decode_envelope
 from arrecon.flows.replay import parse_line
-from arrecon.loadtest.bench_ledger import CASES, payment_latency_ns, prepare_memos
+from arrecon.loadtest.bench_ledger import (
+    CASES,
+    outcome_build_us,
+    payment_latency_ns,
+    prepare_memos,
+)
 from arrecon.loadtest.bench_replay import decode_all, floor_report
 from arrecon.loadtest.bench_scaling import command_line, work_folder
 from arrecon.loadtest.generator import MessConfig, write
@@ -77,3 +82,9 @@ def test_ledger_bench_cold_case_empties_the_key_memos() -> None:
     assert normalize_reference.cache_info().currsize > 0
     prepare_memos("explicit ref, cold", ())
     assert normalize_reference.cache_info().currsize == 0
+
+
+def test_ledger_bench_times_both_outcome_builds() -> None:
+    applied_us, status_us = outcome_build_us(number=10)
+    assert applied_us > 0
+    assert status_us > 0

@@ -1,4 +1,5 @@
-"""The compiled core runs only when it was built from the sources beside it."""
+"""The compiled core runs only when it was built from the sources beside it; its
+records refuse writes."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ import os
 import subprocess
 import sys
 import warnings
+from dataclasses import fields
+from datetime import UTC, datetime
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from arrecon.state import NATIVE_MODULES, NATIVE_STAMP, native_usable, sources_digest
+from arrecon.state import NATIVE, NATIVE_MODULES, NATIVE_STAMP, native_usable, sources_digest
+from arrecon.state.matching import Allocation
+from arrecon.state.outcomes import Applied
+from arrecon.state.references import RefToken
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +83,22 @@ def test_arrecon_native_0_imports_the_sources_even_beside_a_build() -> None:
         [sys.executable, "-c", probe], check=False, env=env, cwd=ROOT, capture_output=True
     )
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_records_refuse_writes_at_run_time_exactly_on_the_compiled_core() -> None:
+    """`Final` fields: mypy forbids writes everywhere; the compiled core also at run
+    time (README, "The compiled core"). On the interpreted core a write goes through."""
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    records: list[Any] = [
+        Applied("x", at, "TX-1", "INV-1", "C-1", 100, "USD", "invoice_number", 1.0),
+        Allocation("INV-1", 100),
+        RefToken("INV-1", "INV1"),
+    ]
+    for record in records:
+        name = fields(record)[0].name
+        if NATIVE:
+            with pytest.raises(AttributeError, match="not writable"):
+                setattr(record, name, "changed")
+        else:
+            setattr(record, name, "changed")
+            assert getattr(record, name) == "changed"
